@@ -1,0 +1,53 @@
+# CFAP Orchestration. `make demo` and `make test` are all the set-up a user needs.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export CFAP_HOME ?= $(CURDIR)/.cfap
+export DAGSTER_HOME := $(CFAP_HOME)/dagster
+
+.PHONY: venv demo test ui lint format type-check validate bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp deploy/local/dagster.yaml $@
+
+demo: venv $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster asset materialize -m cfap_orchestration.definitions \
+		--select 'group:ingest' \
+		--partition-range "$$($(BIN)/python -m cfap_orchestration.demo partition-range)"
+	$(BIN)/python -m cfap_orchestration.demo summary
+
+test: venv
+	$(BIN)/pytest
+
+ui: venv $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+type-check: venv
+	$(BIN)/mypy
+
+validate: venv
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+bench: venv
+	$(BIN)/python benchmarks/extraction_throughput.py
+
+clean:
+	rm -rf $(CFAP_HOME)

@@ -1,0 +1,1 @@
+"""HTTP connectors for the marketing platforms. No Dagster imports: usable from a notebook."""

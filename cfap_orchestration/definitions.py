@@ -1,0 +1,18 @@
+"""The one Definitions root: workspace.yaml and `dagster ... -m cfap_orchestration.definitions`."""
+
+import dagster as dg
+
+from cfap_orchestration.defs.ingest import ingest_definitions
+from cfap_orchestration.resources import build_resources
+from cfap_orchestration.settings import get_settings
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    settings = get_settings()
+    # Locally every step shares one DuckDB file, which takes one writer at a time.
+    executor = dg.in_process_executor if settings.env == "local" else dg.multiprocess_executor
+    return dg.Definitions.merge(
+        ingest_definitions(),
+        dg.Definitions(resources=build_resources(settings), executor=executor),
+    )

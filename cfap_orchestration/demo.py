@@ -1,0 +1,77 @@
+"""Helpers behind `make demo`: the partition range to build, and a summary of what landed.
+
+python -m cfap_orchestration.demo partition-range   # prints START...YESTERDAY
+python -m cfap_orchestration.demo summary           # one line per raw table
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime, timedelta
+
+from cfap_orchestration.defs.ingest.raw_tables import RAW_TABLES
+from cfap_orchestration.settings import get_settings
+from cfap_orchestration.warehouse import DuckDBWarehouse
+
+# One detail line per table: money by currency, or what the rows describe.
+SUMMARY_DETAILS = {
+    "meta_ads_insights": "SELECT 'spend ' || string_agg(account_currency || ' ' || "
+    "format('{:,.0f}', s), ', ') FROM (SELECT account_currency, sum(spend::DOUBLE) AS s "
+    "FROM raw.meta_ads_insights GROUP BY 1 ORDER BY 1)",
+    "google_ads_campaign_stats": "SELECT 'cost ' || string_agg(c || ' ' || "
+    "format('{:,.0f}', s), ', ') FROM (SELECT customer_currency_code AS c, "
+    "sum(metrics_cost_micros::HUGEINT) / 1e6 AS s FROM raw.google_ads_campaign_stats "
+    "GROUP BY 1 ORDER BY 1)",
+    "klaviyo_campaigns": "SELECT string_agg(n || ' ' || channel, ', ') FROM "
+    "(SELECT channel, count(*) AS n FROM raw.klaviyo_campaigns GROUP BY 1 ORDER BY 1)",
+    "klaviyo_events": "SELECT format('{:,} profiles, {} metrics', count(DISTINCT profile_id), "
+    "count(DISTINCT metric_name)) FROM raw.klaviyo_events",
+    "klaviyo_holdout_profiles": "SELECT format('{} campaigns with holdouts', "
+    "count(DISTINCT campaign_id)) FROM raw.klaviyo_holdout_profiles",
+    "shopify_orders": "SELECT 'order value ' || string_agg(currency || ' ' || "
+    "format('{:,.0f}', s), ', ') FROM (SELECT currency, sum(total_price::DOUBLE) AS s "
+    "FROM raw.shopify_orders GROUP BY 1 ORDER BY 1)",
+}
+
+
+def partition_range() -> str:
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    return f"{get_settings().start_date.isoformat()}...{yesterday.isoformat()}"
+
+
+def summary() -> int:
+    settings = get_settings()
+    if not settings.warehouse_path.exists():
+        print(f"No warehouse at {settings.warehouse_path}: run `make demo` first.", file=sys.stderr)
+        return 1
+    warehouse = DuckDBWarehouse(settings.warehouse_path)
+    print(f"Raw tables in {settings.warehouse_path}:")
+    for table in RAW_TABLES:
+        row = warehouse.query(
+            "SELECT count(*) AS n, coalesce(min(partition_date)::VARCHAR, '-') AS lo, "
+            "coalesce(max(partition_date)::VARCHAR, '-') AS hi, "
+            "count(DISTINCT partition_date) AS days "
+            f"FROM raw.{table.name}"
+        ).iloc[0]
+        line = f"  raw.{table.name:<26} {int(row['n']):>9,} rows  {row['lo']} .. {row['hi']}"
+        line += f"  {int(row['days']):>4} days"
+        if table.name in SUMMARY_DETAILS:
+            detail = warehouse.query(SUMMARY_DETAILS[table.name]).iloc[0, 0]
+            line += f"  {detail!s}"
+        print(line)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cfap_orchestration.demo")
+    parser.add_argument("command", choices=["partition-range", "summary"])
+    args = parser.parse_args(argv)
+    if args.command == "partition-range":
+        print(partition_range())
+        return 0
+    return summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Fake Meta, Google Ads, Klaviyo and Shopify APIs serving the sandbox world in wire format."""

@@ -1,0 +1,228 @@
+"""Writing raw extracts so that a partition is replaced whole or not at all.
+
+`replace_partitions` deletes the rows of the given partitions and inserts the new
+ones inside one transaction: re-running a partition leaves an identical table, and
+a crash mid-write leaves the previous rows. No Dagster imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import pandas as pd
+
+PARTITION_COLUMN = "partition_date"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    table: str
+    rows_written: int
+    rows_replaced: int
+    partitions: int
+
+
+class Warehouse(Protocol):
+    def replace_partitions(
+        self, schema: str, table: str, frame: pd.DataFrame, partitions: Sequence[date]
+    ) -> WriteResult: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame: ...
+
+
+def check_frame_partitions(table: str, frame: pd.DataFrame, partitions: Sequence[date]) -> None:
+    """Refuse rows outside the partitions being replaced: they would be duplicated or lost."""
+    if PARTITION_COLUMN not in frame.columns:
+        raise ValueError(f"{table}: frame has no {PARTITION_COLUMN!r} column")
+    if frame.empty:
+        return
+    if frame[PARTITION_COLUMN].isna().any():
+        raise ValueError(f"{table}: {PARTITION_COLUMN} is null in some rows")
+    outside = set(frame[PARTITION_COLUMN]) - set(partitions)
+    if outside:
+        shown = ", ".join(str(d) for d in sorted(outside)[:5])
+        raise ValueError(
+            f"{table}: rows dated {shown} fall outside the partitions being written "
+            f"({min(partitions)}..{max(partitions)})"
+        )
+
+
+def _duckdb_type(series: pd.Series) -> str:
+    if series.name == PARTITION_COLUMN:
+        return "DATE"
+    if pd.api.types.is_bool_dtype(series):
+        return "BOOLEAN"
+    if pd.api.types.is_integer_dtype(series):
+        return "BIGINT"
+    if pd.api.types.is_float_dtype(series):
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+class DuckDBWarehouse:
+    """The local warehouse: one DuckDB file, one writer at a time."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(str(self.path), read_only=read_only)
+
+    def replace_partitions(
+        self, schema: str, table: str, frame: pd.DataFrame, partitions: Sequence[date]
+    ) -> WriteResult:
+        if not partitions:
+            raise ValueError(f"{schema}.{table}: no partitions given to replace")
+        check_frame_partitions(f"{schema}.{table}", frame, partitions)
+        target = f'"{schema}"."{table}"'
+        con = self.connect()
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            self._ensure_table(con, schema, table, frame)
+            con.execute("CREATE TEMP TABLE _partitions (d DATE)")
+            con.executemany("INSERT INTO _partitions VALUES (?)", [(d,) for d in partitions])
+            replaced = con.execute(
+                f"DELETE FROM {target} WHERE {PARTITION_COLUMN} IN (SELECT d FROM _partitions)"
+            ).fetchone()
+            con.register("_incoming", frame.reset_index(drop=True).copy())
+            con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _incoming")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        return WriteResult(
+            table=f"{schema}.{table}",
+            rows_written=len(frame),
+            rows_replaced=int(replaced[0]) if replaced else 0,
+            partitions=len(partitions),
+        )
+
+    @staticmethod
+    def _ensure_table(
+        con: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pd.DataFrame
+    ) -> None:
+        existing = con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        ).fetchall()
+        target = f'"{schema}"."{table}"'
+        if not existing:
+            cols = ", ".join(f'"{c}" {_duckdb_type(frame[c])}' for c in frame.columns)
+            con.execute(f"CREATE TABLE {target} ({cols})")
+            return
+        known = {row[0] for row in existing}
+        for column in frame.columns:
+            if column not in known:  # new field from the API: add it, never drop data
+                con.execute(
+                    f'ALTER TABLE {target} ADD COLUMN "{column}" {_duckdb_type(frame[column])}'
+                )
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        con = self.connect(read_only=self.path.exists())
+        try:
+            return con.execute(sql, list(params)).df()
+        finally:
+            con.close()
+
+    def table_checksum(self, schema: str, table: str) -> str:
+        """An order-independent fingerprint of a table's contents."""
+        row = self.query(
+            f"SELECT count(*) AS n, coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR AS h "
+            f'FROM "{schema}"."{table}" AS t'
+        ).iloc[0]
+        return f"{row['n']}:{row['h']}"
+
+
+class BigQueryWarehouse:
+    """The production warehouse: dataset `<prefix>_<schema>`, tables partitioned by day.
+
+    A partition replace loads the frame into a short-lived staging table, then runs
+    DELETE + INSERT in one multi-statement transaction, with the partition list as a
+    query parameter: readers see the old partition or the new one, never a mix.
+    """
+
+    def __init__(self, project: str, location: str, dataset_prefix: str) -> None:
+        self.project = project
+        self.location = location
+        self.dataset_prefix = dataset_prefix
+
+    def dataset(self, schema: str) -> str:
+        return f"{self.project}.{self.dataset_prefix}_{schema}"
+
+    def _client(self) -> Any:
+        from google.cloud import bigquery
+
+        return bigquery.Client(project=self.project, location=self.location)
+
+    def replace_partitions(
+        self, schema: str, table: str, frame: pd.DataFrame, partitions: Sequence[date]
+    ) -> WriteResult:
+        from google.cloud import bigquery
+
+        if not partitions:
+            raise ValueError(f"{schema}.{table}: no partitions given to replace")
+        check_frame_partitions(f"{schema}.{table}", frame, partitions)
+        client = self._client()
+        target = f"{self.dataset(schema)}.{table}"
+        staging = f"{self.dataset(schema)}._staging_{table}"
+        load_config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE")
+        client.load_table_from_dataframe(frame, staging, job_config=load_config).result()
+        try:
+            self._ensure_table(client, target, staging)
+            columns = ", ".join(f"`{c}`" for c in frame.columns)
+            script = (
+                "BEGIN TRANSACTION;\n"
+                f"DELETE FROM `{target}` WHERE {PARTITION_COLUMN} IN UNNEST(@partitions);\n"
+                f"INSERT INTO `{target}` ({columns}) SELECT {columns} FROM `{staging}`;\n"
+                "COMMIT TRANSACTION;"
+            )
+            params = [bigquery.ArrayQueryParameter("partitions", "DATE", list(partitions))]
+            job = client.query(script, job_config=bigquery.QueryJobConfig(query_parameters=params))
+            job.result()
+        finally:
+            client.delete_table(staging, not_found_ok=True)
+        return WriteResult(f"{schema}.{table}", len(frame), -1, len(partitions))
+
+    @staticmethod
+    def _ensure_table(client: Any, target: str, staging: str) -> None:
+        from google.api_core.exceptions import NotFound
+        from google.cloud import bigquery
+
+        try:
+            client.get_table(target)
+        except NotFound:
+            schema = client.get_table(staging).schema
+            table = bigquery.Table(target, schema=schema)
+            table.time_partitioning = bigquery.TimePartitioning(field=PARTITION_COLUMN)
+            client.create_table(table)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter(None, _bq_type(p), p) for p in params]
+        )
+        return self._client().query(sql, job_config=config).to_dataframe()
+
+
+def _bq_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, date):
+        return "DATE"
+    return "STRING"
