@@ -10,8 +10,8 @@
 | CFAP_SANDBOX_CUSTOMERS | 10000 | size of the simulated brand (orders and budgets scale with it) |
 | CFAP_SANDBOX_GEOS | 12 | regions in the simulated brand |
 | CFAP_SANDBOX_CAMPAIGNS | 4 | campaigns per ad account in the simulated brand |
-| CFAP_SANDBOX_AS_OF | today 06:00 UTC | "now" for the fake APIs (ISO datetime); pinned per day so
-  re-running a partition on the same day reads the same data |
+| CFAP_SANDBOX_AS_OF | today 00:00 UTC | "now" for the fake APIs (ISO datetime); pinned to the
+  start of the day so re-running a partition on the same day reads the same data |
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _int_env(name: str, default: int) -> int:
 def _as_of_env() -> datetime:
     raw = os.getenv("CFAP_SANDBOX_AS_OF")
     if not raw:
-        return datetime.combine(datetime.now(UTC).date(), time(6, 0), UTC)
+        return datetime.combine(datetime.now(UTC).date(), time(0, 0), UTC)
     try:
         parsed = datetime.fromisoformat(raw)
     except ValueError:

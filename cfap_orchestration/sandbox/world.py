@@ -46,6 +46,19 @@ DISCOUNT_RATE, DISCOUNT_SHARE = 0.10, 0.20
 REFUND_RATE, CANCEL_RATE = 0.06, 0.01
 SHOPIFY_ORDER_ID_BASE = 5_500_000_000_000
 
+# Journey model: channel -> (probability a journey touches it, its conversion lift).
+JOURNEY_MODEL: dict[str, tuple[float, float]] = {
+    "paid_social": (0.40, 0.030),
+    "paid_search": (0.30, 0.050),
+    "email": (0.25, 0.020),
+    "sms": (0.08, 0.030),
+    "organic_search": (0.35, 0.020),
+    "direct": (0.30, 0.040),
+}
+JOURNEY_CHANNELS: tuple[str, ...] = tuple(JOURNEY_MODEL)
+JOURNEY_BASE_RATE = 0.01
+JOURNEYS_PER_CUSTOMER_DAY = 0.03
+
 
 @dataclass(frozen=True)
 class ChannelResponse:
@@ -170,6 +183,28 @@ def klaviyo_id(*parts: object) -> str:
 
 def logistic_saturation(x: np.ndarray | float) -> np.ndarray | float:
     return (1 - np.exp(-x)) / (1 + np.exp(-x))
+
+
+def _noisy_or_shapley(touched: np.ndarray) -> np.ndarray:
+    """Exact Shapley values of v(T) = P(T) - P(empty) over the touched channels of one journey."""
+    from itertools import combinations
+    from math import factorial
+
+    lifts = np.array([JOURNEY_MODEL[c][1] for c in JOURNEY_CHANNELS])
+    members = list(np.flatnonzero(touched))
+    n = len(members)
+
+    def value(subset: tuple[int, ...]) -> float:
+        return (1 - JOURNEY_BASE_RATE) * (1 - float(np.prod([1 - lifts[i] for i in subset])))
+
+    out = np.zeros(len(JOURNEY_CHANNELS))
+    for i in members:
+        others = [m for m in members if m != i]
+        for size in range(n):
+            weight = factorial(size) * factorial(n - size - 1) / factorial(n)
+            for subset in combinations(others, size):
+                out[i] += weight * (value((*subset, i)) - value(subset))
+    return out
 
 
 def daterange(start: date, end: date) -> Iterator[date]:
@@ -707,6 +742,90 @@ class SandboxWorld:
             "total": round(subtotal - discount, 2),
         }
 
+    # ---- touchpoint journeys -------------------------------------------------------
+
+    @lru_cache(maxsize=1024)  # noqa: B019
+    def journeys(self, day: date) -> pd.DataFrame:
+        """Visitor journeys that ended on `day`: ordered touchpoints and whether they converted.
+
+        Each journey touches a random set of channels (each present with probability
+        `presence`, visited one to three times, in random order) and converts with
+        probability `1 - (1 - base) * prod(1 - lift_c)` over the channels it touched: a
+        noisy-OR, so every channel's causal share is known exactly (see
+        :meth:`journey_truth`).
+        """
+        rng = self.rng("journeys", day)
+        n = rng.poisson(self.config.n_customers * JOURNEYS_PER_CUSTOMER_DAY)
+        channels = np.array(JOURNEY_CHANNELS)
+        presence = np.array([JOURNEY_MODEL[c][0] for c in JOURNEY_CHANNELS])
+        touched = rng.random((n, len(channels))) < presence
+        empty = ~touched.any(axis=1)
+        touched[empty, rng.integers(0, len(channels), empty.sum())] = True
+        p_convert = self._journey_conversion_probability(touched)
+        converted = rng.random(n) < p_convert
+        rows = []
+        start = datetime.combine(day, time(0, 0), self.shop_tz)
+        for j in range(n):
+            visits = np.repeat(channels[touched[j]], rng.integers(1, 4, touched[j].sum()))
+            rng.shuffle(visits)
+            rows.append(
+                {
+                    "journey_id": f"j{day.toordinal()}-{j:05d}",
+                    "date": day,
+                    "path": [str(v) for v in visits],
+                    "touchpoints": len(visits),
+                    "converted": bool(converted[j]),
+                    "conversion_value": round(float(rng.lognormal(4.3, 0.45)), 2)
+                    if converted[j]
+                    else 0.0,
+                    "ended_at": start + timedelta(seconds=int(rng.integers(0, 86_400))),
+                }
+            )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "journey_id", "date", "path", "touchpoints", "converted",
+                "conversion_value", "ended_at",
+            ],
+        )  # fmt: skip
+
+    @staticmethod
+    def _journey_conversion_probability(touched: np.ndarray) -> np.ndarray:
+        lifts = np.array([JOURNEY_MODEL[c][1] for c in JOURNEY_CHANNELS])
+        no_conversion = (1 - JOURNEY_BASE_RATE) * np.prod(np.where(touched, 1 - lifts, 1.0), axis=1)
+        return 1 - no_conversion
+
+    def journey_truth(self, start: date, end: date) -> pd.DataFrame:
+        """Each channel's true causal credit for the conversions of the journeys in range.
+
+        - `removal_conversions`: expected conversions lost if the channel's touches were
+          removed from every journey (the counterfactual a Markov removal effect targets).
+        - `shapley_conversions`: exact Shapley value of the expected-conversion game
+          v(T) = P(convert | touched channels T) - P(convert | none) on each journey,
+          summed; the shares add up to all incremental conversions.
+        """
+        frames = [self.journeys(d) for d in daterange(start, end)]
+        paths = pd.concat(frames, ignore_index=True)["path"] if frames else pd.Series([])
+        k = len(JOURNEY_CHANNELS)
+        touched = np.array([[c in set(p) for c in JOURNEY_CHANNELS] for p in paths]).reshape(-1, k)
+        full = self._journey_conversion_probability(touched)
+        removal, shapley = np.zeros(k), np.zeros(k)
+        for c in range(k):
+            without = touched.copy()
+            without[:, c] = False
+            removal[c] = (full - self._journey_conversion_probability(without)).sum()
+        for row in np.unique(touched, axis=0):
+            count = int((touched == row).all(axis=1).sum())
+            shapley += count * _noisy_or_shapley(row)
+        return pd.DataFrame(
+            {
+                "channel": JOURNEY_CHANNELS,
+                "removal_conversions": removal,
+                "shapley_conversions": shapley,
+                "expected_conversions": full.sum(),
+            }
+        )
+
     # ---- ground truth -------------------------------------------------------------
 
     def truth(self, start: date, end: date) -> dict[str, pd.DataFrame]:
@@ -720,6 +839,7 @@ class SandboxWorld:
           switched-off ads would have caused in the holdout geos over the test window.
         - email_holdouts: per campaign send, the true incremental orders and revenue.
         - fx_rates: the FX series used.
+        - journey_attribution: each channel's true credit for the journeys' conversions.
         """
         aov = self.expected_order_value
         daily_rows = []
@@ -757,6 +877,7 @@ class SandboxWorld:
             "channel_summary": summary,
             "geo_experiments": self._experiment_truth(start, end),
             "email_holdouts": self._holdout_truth(start, end),
+            "journey_attribution": self.journey_truth(start, end),
             "fx_rates": pd.DataFrame(
                 [(d, "EUR", self.fx_usd_per_unit("EUR", d)) for d in daterange(start, end)],
                 columns=["date", "currency", "usd_per_unit"],

@@ -119,3 +119,26 @@ def test_size_knobs_scale_volume() -> None:
 def test_invalid_size_is_refused() -> None:
     with pytest.raises(ValueError, match="n_geos"):
         WorldConfig(n_geos=1)
+
+
+def test_journeys_are_deterministic_and_convert_at_the_modelled_rate() -> None:
+    a, b = SandboxWorld(), SandboxWorld()
+    pd.testing.assert_frame_equal(a.journeys(DAY), b.journeys(DAY))
+    start, end = date(2025, 3, 1), date(2025, 3, 31)
+    journeys = pd.concat([a.journeys(d) for d in daterange(start, end)])
+    truth = a.journey_truth(start, end)
+    expected = truth["expected_conversions"].iloc[0]
+    assert journeys["converted"].sum() == pytest.approx(expected, rel=0.1)
+    assert journeys["path"].map(len).min() >= 1
+
+
+def test_journey_truth_shapley_shares_add_up_to_incremental_conversions() -> None:
+    world = SandboxWorld()
+    truth = world.journey_truth(DAY, DAY)
+    n = len(world.journeys(DAY))
+    baseline = n * 0.01  # JOURNEY_BASE_RATE: what converts with no channel at all
+    incremental = truth["expected_conversions"].iloc[0] - baseline
+    assert truth["shapley_conversions"].sum() == pytest.approx(incremental, rel=1e-9)
+    assert (truth["removal_conversions"] > 0).all()
+    # A channel's removal effect never exceeds its Shapley credit under a noisy-OR.
+    assert (truth["removal_conversions"] <= truth["shapley_conversions"] + 1e-9).all()
