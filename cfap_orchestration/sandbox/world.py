@@ -191,7 +191,7 @@ def _noisy_or_shapley(touched: np.ndarray) -> np.ndarray:
     from math import factorial
 
     lifts = np.array([JOURNEY_MODEL[c][1] for c in JOURNEY_CHANNELS])
-    members = list(np.flatnonzero(touched))
+    members = [int(i) for i in np.flatnonzero(touched)]
     n = len(members)
 
     def value(subset: tuple[int, ...]) -> float:
