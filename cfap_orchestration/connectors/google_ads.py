@@ -32,8 +32,8 @@ from cfap_orchestration.connectors.errors import (
     TransientApiError,
 )
 from cfap_orchestration.connectors.http import (
+    PlatformClient,
     PlatformHttpClient,
-    RequestStats,
     RetryPolicy,
     default_error,
     describe,
@@ -303,7 +303,7 @@ def _digits(customer_id: str) -> str:
     return digits
 
 
-class GoogleAdsClient:
+class GoogleAdsClient(PlatformClient):
     """Reads daily stats from the Google Ads API for one or more client customers."""
 
     def __init__(
@@ -361,19 +361,9 @@ class GoogleAdsClient:
         self._access_token: str | None = None
         self._token_expires_at = 0.0
 
-    @property
-    def stats(self) -> RequestStats:
-        return self._http.stats
-
     def close(self) -> None:
-        self._http.close()
+        super().close()
         self._oauth.close()
-
-    def __enter__(self) -> GoogleAdsClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ---- auth ---------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from tenacity import (
@@ -298,6 +298,25 @@ class PlatformHttpClient:
             state.attempt_number,
             redactor.redact(str(exc)),
         )
+
+
+class PlatformClient:
+    """Base of the four platform clients: counters, closing, use as a context manager."""
+
+    _http: PlatformHttpClient
+
+    @property
+    def stats(self) -> RequestStats:
+        return self._http.stats
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class _Unparseable:

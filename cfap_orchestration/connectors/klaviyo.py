@@ -30,8 +30,8 @@ from cfap_orchestration.connectors.errors import (
     SchemaDriftError,
 )
 from cfap_orchestration.connectors.http import (
+    PlatformClient,
     PlatformHttpClient,
-    RequestStats,
     RetryPolicy,
     default_error,
     parse_retry_after,
@@ -190,7 +190,7 @@ def _related_id(item: Mapping[str, Any], relation: str) -> str | None:
     return str(data["id"]) if isinstance(data, dict) and data.get("id") is not None else None
 
 
-class KlaviyoClient:
+class KlaviyoClient(PlatformClient):
     """A Klaviyo private-key client. Use as a context manager, or call `close()`."""
 
     def __init__(
@@ -219,19 +219,6 @@ class KlaviyoClient:
             transport=transport,
             sleep=sleep,
         )
-
-    @property
-    def stats(self) -> RequestStats:
-        return self._http.stats
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> KlaviyoClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ---- paging -------------------------------------------------------------------
 

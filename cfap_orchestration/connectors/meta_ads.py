@@ -28,8 +28,8 @@ from cfap_orchestration.connectors.errors import (
     TransientApiError,
 )
 from cfap_orchestration.connectors.http import (
+    PlatformClient,
     PlatformHttpClient,
-    RequestStats,
     RetryPolicy,
     describe,
     parse_retry_after,
@@ -96,7 +96,7 @@ AUTH_CODES = frozenset({102, 104, 190})
 DONE, FAILED = "Job Completed", frozenset({"Job Failed", "Job Skipped"})
 
 
-class MetaAdsClient:
+class MetaAdsClient(PlatformClient):
     """Reads Meta ad accounts and campaign-level daily insights."""
 
     def __init__(
@@ -135,19 +135,6 @@ class MetaAdsClient:
             transport=transport,
             sleep=sleep,
         )
-
-    @property
-    def stats(self) -> RequestStats:
-        return self._http.stats
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> MetaAdsClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ---- accounts -----------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -36,8 +36,8 @@ from cfap_orchestration.connectors.errors import (
     TransientApiError,
 )
 from cfap_orchestration.connectors.http import (
+    PlatformClient,
     PlatformHttpClient,
-    RequestStats,
     RetryPolicy,
     describe,
     parse_retry_after,
@@ -106,7 +106,7 @@ PERMISSION_REASONS: dict[int, str] = {
 }
 
 
-class ShopifyClient:
+class ShopifyClient(PlatformClient):
     """Orders from one Shopify shop over the Admin REST API."""
 
     def __init__(
@@ -147,19 +147,6 @@ class ShopifyClient:
             transport=transport,
             sleep=sleep,
         )
-
-    @property
-    def stats(self) -> RequestStats:
-        return self._http.stats
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ---- shop ---------------------------------------------------------------------
 
