@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -290,20 +292,34 @@ def keyset_page(
     descending: bool,
     size: int,
 ) -> tuple[list[T], bool]:
-    """Up to `size` accepted records past the cursor key, scanning day by day; and whether more."""
+    """Up to `size` accepted records past the cursor key, scanning day by day; and whether more.
+
+    Each day's records are sorted by `key`, so the cursor is found by bisection: a page
+    costs its own size, not a scan of the day up to the cursor.
+    """
     out: list[T] = []
     for day in days:
-        day_records = reversed(records(day)) if descending else iter(records(day))
+        day_records = _past_cursor(records(day), key, after, descending)
         for record in day_records:
-            k = key(record)
-            if after is not None and (k <= after if not descending else k >= after):
-                continue
             if not accept(record):
                 continue
             if len(out) == size:
                 return out, True
             out.append(record)
     return out, False
+
+
+def _past_cursor(
+    records: Sequence[T],
+    key: Callable[[T], tuple[int, str]],
+    after: tuple[int, str] | None,
+    descending: bool,
+) -> Iterable[T]:
+    if descending:
+        stop = len(records) if after is None else bisect.bisect_left(records, after, key=key)
+        return reversed(records[:stop])
+    start = 0 if after is None else bisect.bisect_right(records, after, key=key)
+    return itertools.islice(records, start, None)
 
 
 def offset_page(
