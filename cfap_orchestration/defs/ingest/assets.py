@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from cfap_orchestration.connectors.errors import ConnectorError, RetriesExhaustedError
 from cfap_orchestration.defs.ingest import checks
 from cfap_orchestration.defs.ingest.partitions import (
     daily_partitions,
@@ -122,9 +123,17 @@ def build_raw_asset(table: RawTable) -> dg.AssetsDefinition:
             config.lookback_days,
             get_settings().start_date,
         )
-        frame, stats = table.extract(
-            getattr(context.resources, table.platform), dates[0], dates[-1]
-        )
+        try:
+            frame, stats = table.extract(
+                getattr(context.resources, table.platform), dates[0], dates[-1]
+            )
+        except ConnectorError as exc:
+            # The message already names the platform, the call and the remedy.
+            raise dg.Failure(
+                description=f"raw.{table.name} {dates[0]}..{dates[-1]}: {exc}",
+                metadata={"error": type(exc).__name__, "platform": exc.platform},
+                allow_retries=isinstance(exc, RetriesExhaustedError),
+            ) from None
         frame = _conform(table, frame)
         written = context.resources.warehouse.get().replace_partitions(
             RAW_SCHEMA, table.name, frame, dates

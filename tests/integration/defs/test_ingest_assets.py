@@ -12,7 +12,7 @@ import pytest
 from cfap_orchestration.defs.ingest.assets import raw_assets
 from cfap_orchestration.defs.ingest.raw_tables import RAW_TABLES
 from cfap_orchestration.resources import build_resources
-from cfap_orchestration.sandbox.apis import SANDBOX_CREDENTIALS
+from cfap_orchestration.sandbox.apis import SANDBOX_CREDENTIALS, get_sandbox
 from cfap_orchestration.settings import get_settings
 from cfap_orchestration.warehouse import DuckDBWarehouse
 
@@ -112,6 +112,33 @@ def test_no_credential_reaches_the_event_log_or_logs(
     for secret in secrets:
         assert secret not in event_log
         assert secret not in caplog.text  # ...with every credential scrubbed
+
+
+def test_an_expired_token_fails_the_run_with_the_platform_message(cfap_home: Path) -> None:
+    settings = get_settings()
+    meta = get_sandbox(settings.sandbox, settings.sandbox_as_of).meta_ads
+    meta.inject("expired_token", times=1)
+    meta_asset = [a for a in raw_assets if a.key == dg.AssetKey(["raw", "meta_ads_insights"])]
+    try:
+        with dg.instance_for_test() as instance:
+            result = dg.materialize(
+                meta_asset,
+                instance=instance,
+                resources=build_resources(settings),
+                partition_key="2025-02-12",
+                raise_on_error=False,
+            )
+    finally:
+        meta.clear_faults()
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    error = failure.step_failure_data.user_failure_data
+    assert error is not None
+    assert error.description is not None
+    assert "raw.meta_ads_insights 2025-02-12..2025-02-12" in error.description
+    assert "Refresh the access token" in error.description
+    assert error.metadata["error"].value == "AuthenticationError"
+    assert not (cfap_home / "warehouse.duckdb").exists()  # nothing half-written
 
 
 @pytest.mark.parametrize("table", RAW_TABLES, ids=lambda t: t.name)
