@@ -22,7 +22,7 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 
 demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster asset materialize -m cfap_orchestration.definitions \
-		--select 'group:ingest' \
+		--select '*' \
 		--partition-range "$$($(BIN)/python -m cfap_orchestration.demo partition-range)"
 	$(BIN)/python -m cfap_orchestration.demo summary
 

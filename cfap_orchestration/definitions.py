@@ -2,7 +2,9 @@
 
 import dagster as dg
 
+from cfap_orchestration.defs.dbt import dbt_definitions
 from cfap_orchestration.defs.ingest import ingest_definitions
+from cfap_orchestration.defs.reference import reference_definitions
 from cfap_orchestration.resources import build_resources
 from cfap_orchestration.settings import get_settings
 
@@ -14,5 +16,7 @@ def defs() -> dg.Definitions:
     executor = dg.in_process_executor if settings.env == "local" else dg.multiprocess_executor
     return dg.Definitions.merge(
         ingest_definitions(),
+        reference_definitions(),
+        dbt_definitions(),
         dg.Definitions(resources=build_resources(settings), executor=executor),
     )

@@ -35,6 +35,17 @@ SUMMARY_DETAILS = {
 }
 
 
+MART_TABLES = (
+    "fct_marketing_daily",
+    "fct_marketing_geo_daily",
+    "fct_orders_daily",
+    "dim_calendar",
+    "fct_marketing_calendar_daily",
+    "fct_experiment_geo_panel",
+    "fct_experiment_email_panel",
+)
+
+
 def partition_range() -> str:
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     return f"{get_settings().start_date.isoformat()}...{yesterday.isoformat()}"
@@ -60,6 +71,22 @@ def summary() -> int:
             detail = warehouse.query(SUMMARY_DETAILS[table.name]).iloc[0, 0]
             line += f"  {detail!s}"
         print(line)
+    print("Marts:")
+    for mart in MART_TABLES:
+        rows = warehouse.query(f"SELECT count(*) AS n FROM marts.{mart}")["n"].item()
+        print(f"  marts.{mart:<28} {rows:>9,} rows")
+    spend = warehouse.query(
+        "SELECT channel, round(sum(spend)) AS spend, round(sum(conversions)) AS claimed "
+        "FROM marts.fct_marketing_daily GROUP BY 1 ORDER BY 1"
+    )
+    print(
+        f"Spend and platform-claimed conversions by channel ({get_settings().reporting_currency}):"
+    )
+    for channel_row in spend.itertuples():
+        print(
+            f"  {channel_row.channel:<12} spend {channel_row.spend:>12,.0f}"
+            f"   claimed conversions {channel_row.claimed:>9,.0f}"
+        )
     return 0
 
 

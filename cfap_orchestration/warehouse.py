@@ -32,6 +32,8 @@ class Warehouse(Protocol):
         self, schema: str, table: str, frame: pd.DataFrame, partitions: Sequence[date]
     ) -> WriteResult: ...
 
+    def replace_table(self, schema: str, table: str, frame: pd.DataFrame) -> WriteResult: ...
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame: ...
 
 
@@ -106,6 +108,22 @@ class DuckDBWarehouse:
             rows_replaced=int(replaced[0]) if replaced else 0,
             partitions=len(partitions),
         )
+
+    def replace_table(self, schema: str, table: str, frame: pd.DataFrame) -> WriteResult:
+        """Swap a whole (unpartitioned) table for `frame`, atomically."""
+        con = self.connect()
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            con.register("_incoming", frame.reset_index(drop=True).copy())
+            con.execute(f'CREATE OR REPLACE TABLE "{schema}"."{table}" AS SELECT * FROM _incoming')
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        return WriteResult(f"{schema}.{table}", len(frame), 0, 0)
 
     @staticmethod
     def _ensure_table(
@@ -193,6 +211,14 @@ class BigQueryWarehouse:
         finally:
             client.delete_table(staging, not_found_ok=True)
         return WriteResult(f"{schema}.{table}", len(frame), -1, len(partitions))
+
+    def replace_table(self, schema: str, table: str, frame: pd.DataFrame) -> WriteResult:
+        from google.cloud import bigquery
+
+        config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE")
+        target = f"{self.dataset(schema)}.{table}"
+        self._client().load_table_from_dataframe(frame, target, job_config=config).result()
+        return WriteResult(f"{schema}.{table}", len(frame), -1, 0)
 
     @staticmethod
     def _ensure_table(client: Any, target: str, staging: str) -> None:

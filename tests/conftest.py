@@ -6,16 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests_support import SANDBOX_ENV
 
 from cfap_orchestration.settings import get_settings
-
-# A small brand and a fixed "now", so runs are fast and reproducible.
-SANDBOX_ENV = {
-    "CFAP_ENV": "local",
-    "CFAP_SANDBOX_CUSTOMERS": "2000",
-    "CFAP_SANDBOX_AS_OF": "2025-03-01T06:00:00+00:00",
-    "CFAP_START_DATE": "2024-01-01",
-}
 
 
 @pytest.fixture

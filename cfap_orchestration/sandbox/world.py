@@ -181,6 +181,19 @@ def klaviyo_id(*parts: object) -> str:
     return "01" + "".join(chars)
 
 
+def fx_usd_per_unit(currency: str, day: date) -> float:
+    """USD per unit of `currency` on `day`. Markets are not the brand's: no seed involved,
+    so the published rates (the dbt seed `fx_rates`) hold for every sandbox world."""
+    if currency == "USD":
+        return 1.0
+    if currency != "EUR":
+        raise ValueError(f"sandbox has no FX series for {currency}")
+    t = day.toordinal()
+    noise = np.random.default_rng([stable_hash("fx"), t]).normal(0, 0.002)
+    rate = 1.09 + 0.04 * math.sin(2 * math.pi * t / 410) + 0.015 * math.sin(2 * math.pi * t / 97)
+    return round(float(rate + noise), 6)
+
+
 def logistic_saturation(x: np.ndarray | float) -> np.ndarray | float:
     return (1 - np.exp(-x)) / (1 + np.exp(-x))
 
@@ -336,16 +349,7 @@ class SandboxWorld:
     # ---- calendar effects and FX --------------------------------------------------
 
     def fx_usd_per_unit(self, currency: str, day: date) -> float:
-        if currency == "USD":
-            return 1.0
-        if currency != "EUR":
-            raise ValueError(f"sandbox has no FX series for {currency}")
-        t = day.toordinal()
-        noise = self.rng("fx", day).normal(0, 0.002)
-        rate = (
-            1.09 + 0.04 * math.sin(2 * math.pi * t / 410) + 0.015 * math.sin(2 * math.pi * t / 97)
-        )
-        return round(rate + noise, 6)
+        return fx_usd_per_unit(currency, day)
 
     @staticmethod
     def black_friday(year: int) -> date:
@@ -408,7 +412,8 @@ class SandboxWorld:
         for platform, month, mday, days in (("meta", 8, 4, 42), ("google_ads", 4, 6, 28)):
             first = date(year, month, mday)
             start = first + timedelta(days=(7 - first.weekday()) % 7)
-            rng = self.rng("experiment", platform, year)
+            # The test design is published in the experiment registry seed: seed-independent.
+            rng = np.random.default_rng([stable_hash("experiment"), stable_hash(platform), year])
             holdout = tuple(sorted(rng.choice(us_geos, size=n_hold, replace=False).tolist()))
             out.append(
                 GeoExperiment(
@@ -685,27 +690,34 @@ class SandboxWorld:
         aov = self.expected_order_value
         expected = self.baseline_revenue(day) + self.paid_contribution(day).sum(axis=0)
         counts = rng.poisson(expected / aov)
-        buyers: list[int] = []
+        buyers: list[tuple[int, int]] = []  # (customer, earliest second of the day)
         for g, n in enumerate(counts):
             pool = self._customers_by_geo[g]
             if len(pool) and n:
-                buyers.extend(rng.choice(pool, size=n).tolist())
+                buyers.extend((int(b), 0) for b in rng.choice(pool, size=n))
         for lag in range(3):
             for send in self.message_sends(day - timedelta(days=lag)):
                 who, offsets = self._messaging_conversions(send)
-                buyers.extend(who[offsets == lag].tolist())
-        return tuple(self._build_order(day, n, buyer, rng) for n, buyer in enumerate(buyers))
+                # An order a message caused comes after the message, never before it.
+                sent = send.sent_at.hour * 3600 + send.sent_at.minute * 60 + 60 if lag == 0 else 0
+                buyers.extend((int(b), sent) for b in who[offsets == lag])
+        return tuple(
+            self._build_order(day, n, buyer, not_before, rng)
+            for n, (buyer, not_before) in enumerate(buyers)
+        )
 
     @cached_property
     def _customer_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         c = self.customers
         return c["customer_id"].to_numpy(), c["email"].to_numpy(), c["geo_idx"].to_numpy()
 
-    def _build_order(self, day: date, n: int, buyer: int, rng: np.random.Generator) -> dict:
+    def _build_order(
+        self, day: date, n: int, buyer: int, not_before: int, rng: np.random.Generator
+    ) -> dict:
         customer_ids, emails, geo_idx = self._customer_arrays
         geo = self.regions[int(geo_idx[buyer])]
         created = datetime.combine(day, time(0, 0), self.shop_tz) + timedelta(
-            seconds=int(rng.integers(0, 86_400))
+            seconds=int(rng.integers(not_before, 86_400))
         )
         n_items = int(rng.choice(3, p=ITEM_COUNT_PROBS)) + 1
         items = [PRODUCTS[i] for i in rng.choice(len(PRODUCTS), size=n_items)]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from cfap_orchestration.defs.ingest.raw_tables import RAW_TABLES
 
@@ -94,7 +94,27 @@ def dagster_ui(cfap_home: Path) -> Iterator[str]:
         log.close()
 
 
-def test_lineage_page_shows_every_raw_extract(dagster_ui: str, tmp_path: Path) -> None:
+def _open(context: BrowserContext, url: str, errors: list[str]) -> Page:
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    return page
+
+
+def _wait_for_nodes(page: Page, names: list[str], screenshot: Path) -> None:
+    try:
+        for name in names:
+            node = page.locator(f'svg foreignObject [data-tooltip="{name}"]')
+            node.first.wait_for(state="visible", timeout=60_000)
+        page.wait_for_timeout(1000)
+    finally:
+        page.screenshot(path=str(screenshot))
+
+
+def test_lineage_runs_from_the_extracts_through_staging_to_the_marts(
+    dagster_ui: str, tmp_path: Path
+) -> None:
+    errors: list[str] = []
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             tempfile.mkdtemp(dir=tmp_path),
@@ -103,16 +123,29 @@ def test_lineage_page_shows_every_raw_extract(dagster_ui: str, tmp_path: Path) -
             viewport={"width": 1600, "height": 2600},  # the whole column of extracts
             args=CHROMIUM_FLAGS,
         )
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{dagster_ui}/asset-groups")
-        try:
-            for table in RAW_TABLES:
-                node = page.locator(f'svg foreignObject [data-tooltip="{table.name}"]')
-                node.first.wait_for(state="visible", timeout=60_000)
-            page.wait_for_timeout(1000)
-        finally:
-            page.screenshot(path=str(tmp_path / "lineage.png"))
+        # The global graph collapses to groups: reference and ingest feed staging feeds marts.
+        overview = _open(context, f"{dagster_ui}/asset-groups", errors)
+        for group in ("ingest", "reference", "staging", "marts"):
+            overview.locator("svg foreignObject").get_by_text(group, exact=True).first.wait_for(
+                state="visible", timeout=60_000
+            )
+        overview.screenshot(path=str(tmp_path / "lineage-groups.png"))
+        # The ingest group: one node per raw extract.
+        ingest = _open(
+            context, f"{dagster_ui}/locations/cfap_orchestration/asset-groups/ingest", errors
+        )
+        _wait_for_nodes(ingest, [t.name for t in RAW_TABLES], tmp_path / "lineage-ingest.png")
+        # A mart's upstream lineage reaches back to the API extracts.
+        mart = _open(
+            context,
+            f"{dagster_ui}/assets/marts/fct_marketing_daily?view=lineage&lineageScope=upstream"
+            "&lineageDepth=10",
+            errors,
+        )
+        _wait_for_nodes(
+            mart,
+            ["fct_marketing_daily", "stg_meta_ads__insights", "meta_ads_insights"],
+            tmp_path / "lineage-mart.png",
+        )
         context.close()
     assert not errors, errors
