@@ -4,6 +4,7 @@ import dagster as dg
 
 from cfap_orchestration.defs.dbt import dbt_definitions
 from cfap_orchestration.defs.ingest import ingest_definitions
+from cfap_orchestration.defs.quality import quality_definitions
 from cfap_orchestration.defs.reference import reference_definitions
 from cfap_orchestration.resources import build_resources
 from cfap_orchestration.settings import get_settings
@@ -18,5 +19,6 @@ def defs() -> dg.Definitions:
         ingest_definitions(),
         reference_definitions(),
         dbt_definitions(),
+        quality_definitions(),
         dg.Definitions(resources=build_resources(settings), executor=executor),
     )

@@ -43,6 +43,7 @@ MART_TABLES = (
     "fct_marketing_calendar_daily",
     "fct_experiment_geo_panel",
     "fct_experiment_email_panel",
+    "fct_conversion_paths",
 )
 
 

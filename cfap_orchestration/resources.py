@@ -9,16 +9,21 @@ run config shown in the UI).
 from __future__ import annotations
 
 import os
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import httpx
+import pandas as pd
 from pydantic import Field
 
 from cfap_orchestration.connectors.google_ads import GoogleAdsClient
+from cfap_orchestration.connectors.http import RequestStats
 from cfap_orchestration.connectors.klaviyo import KlaviyoClient
 from cfap_orchestration.connectors.meta_ads import MetaAdsClient
 from cfap_orchestration.connectors.shopify import ShopifyClient
+from cfap_orchestration.landing import read_touchpoints, touchpoint_file
 from cfap_orchestration.settings import Settings, get_settings
 from cfap_orchestration.warehouse import BigQueryWarehouse, DuckDBWarehouse, Warehouse
 
@@ -144,6 +149,40 @@ class ShopifyResource(dg.ConfigurableResource):
         )
 
 
+class LandingZoneResource(dg.ConfigurableResource):
+    """The folder batch files land in (`$CFAP_HOME/landing` locally; a mounted bucket in prod)."""
+
+    path: str
+    sandbox_exports: bool = Field(
+        default=False,
+        description="Let the sandbox brand's event collector drop any missing daily file first.",
+    )
+
+    def read_touchpoints(self, since: date, until: date) -> tuple[pd.DataFrame, RequestStats]:
+        folder = Path(self.path)
+        days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
+        if self.sandbox_exports:
+            self._export_missing(folder, days)
+        frame = read_touchpoints(folder, since, until)
+        return frame, RequestStats(requests=len(days), pages=len(days))
+
+    @staticmethod
+    def _export_missing(folder: Path, days: list[date]) -> None:
+        from cfap_orchestration.sandbox.exports import export_touchpoints
+
+        settings = get_settings()
+        world = get_sandbox_world(settings)
+        for day in days:
+            if not touchpoint_file(folder, day).exists():
+                export_touchpoints(world, day, folder)
+
+
+def get_sandbox_world(settings: Settings) -> Any:
+    from cfap_orchestration.sandbox.apis import get_sandbox
+
+    return get_sandbox(settings.sandbox, settings.sandbox_as_of).world
+
+
 def _id_list(variable: str) -> list[str]:
     return [part.strip() for part in os.getenv(variable, "").split(",") if part.strip()]
 
@@ -183,6 +222,7 @@ def local_resources(settings: Settings) -> dict[str, Any]:
             calls_per_second=SANDBOX_SHOPIFY_CALLS_PER_SECOND,
             use_sandbox=True,
         ),
+        "landing_zone": LandingZoneResource(path=str(settings.landing_dir), sandbox_exports=True),
     }
 
 
@@ -209,6 +249,7 @@ def prod_resources() -> dict[str, Any]:
         "shopify": ShopifyResource(
             shop=dg.EnvVar("SHOPIFY_SHOP"), access_token=dg.EnvVar("SHOPIFY_ACCESS_TOKEN")
         ),
+        "landing_zone": LandingZoneResource(path=dg.EnvVar("CFAP_LANDING_DIR")),
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from cfap_orchestration import landing
 from cfap_orchestration.connectors import google_ads, klaviyo, meta_ads, shopify
 from cfap_orchestration.connectors.http import RequestStats
 
@@ -70,6 +71,13 @@ def _klaviyo_holdouts(resource: Any, since: date, until: date) -> tuple[pd.DataF
 def _shopify_orders(resource: Any, since: date, until: date) -> tuple[pd.DataFrame, RequestStats]:
     with resource.client() as client:
         return client.fetch_orders_updated(since, until), client.stats
+
+
+def _first_party_touchpoints(
+    resource: Any, since: date, until: date
+) -> tuple[pd.DataFrame, RequestStats]:
+    frame, stats = resource.read_touchpoints(since, until)
+    return frame, stats
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -215,5 +223,20 @@ RAW_TABLES: tuple[RawTable, ...] = (
         non_negative=("total_price", "subtotal_price", "total_discounts"),
         default_lookback_days=0,
         extract=_shopify_orders,
+    ),
+    RawTable(
+        name="first_party_touchpoints",
+        platform="landing_zone",
+        description=(
+            "The site's own event stream: every marketing touch of each anonymous visitor "
+            "(channel from UTM/referrer) and each purchase or session end, one JSON-lines file "
+            "per day in the landing zone. The user-level journeys attribution models read."
+        ),
+        columns=landing.TOUCHPOINT_COLUMNS,
+        primary_key=landing.TOUCHPOINT_PRIMARY_KEY,
+        required=("insert_id", "anonymous_id", "event", "event_time"),
+        non_negative=("value",),
+        default_lookback_days=0,
+        extract=_first_party_touchpoints,
     ),
 )

@@ -9,7 +9,7 @@
 with affected_days as (
     select date_day from {{ ref('int_date_spine') }}
     where {{ cfap.partition_window_filter('date_day') }}
-    {% if is_incremental() %}
+    {% if cfap.is_incremental_run() %}
     union distinct
     select distinct order_date from {{ ref('int_orders') }}
     where {{ cfap.partition_window_filter('updated_date') }}
@@ -54,9 +54,9 @@ select
     s.geo_id,
     coalesce(d.orders, 0) as orders,
     coalesce(d.customers, 0) as customers,
-    coalesce(d.gross_revenue, 0) as gross_revenue,
-    coalesce(d.discounts, 0) as discounts,
-    coalesce(d.refunds, 0) as refunds,
+    round(coalesce(d.gross_revenue, 0), 2) as gross_revenue,
+    round(coalesce(d.discounts, 0), 2) as discounts,
+    round(coalesce(d.refunds, 0), 2) as refunds,
     -- Rounded to the cent: a fully refunded order nets to 0.00, not to -1e-14.
     round(coalesce(d.gross_revenue, 0) - coalesce(d.discounts, 0) - coalesce(d.refunds, 0), 2)
         as net_revenue
