@@ -103,6 +103,10 @@ def test_prod_sql_uses_bigquery_idioms_and_prefixed_datasets(compiled: Path) -> 
         compiled / "compiled/cfap/models/staging/meta_ads/stg_meta_ads__insights.sql"
     ).read_text()
     assert "json_query_array" in meta and "`cfap-offline`.`cfap_raw`.`meta_ads_insights`" in meta
+    fx = (
+        compiled / "compiled/cfap/models/staging/reference/stg_reference__fx_rates.sql"
+    ).read_text()
+    assert "`cfap-offline`.`cfap_reference`.`fx_rates`" in fx  # a source in prod, not the seed
 
 
 def test_incremental_marts_are_partitioned_and_clustered_on_bigquery(compiled: Path) -> None:
