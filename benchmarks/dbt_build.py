@@ -26,7 +26,7 @@ left out with their downstream nodes (`--exclude source:raw.<table>+`), and said
 dbt writes its target and logs to the temporary folder (the project's own
 `dbt_project/target` is untouched). Progress goes to stderr, the markdown to stdout.
 
-    .venv/bin/python benchmarks/dbt_build.py [--scale K] [--repeats 2] [--history-days 30]
+    .venv/bin/python benchmarks/dbt_build.py [--scale K] [--repeats 3] [--history-days 30]
     CFAP_HOME=/path/to/.cfap .venv/bin/python benchmarks/dbt_build.py   # another sandbox
 """
 
@@ -535,6 +535,7 @@ def report(
     day: date,
     history_days: int,
     excluded: Sequence[str],
+    left_out: Sequence[str],
     peak_bytes: int,
     repeats: int,
 ) -> str:
@@ -553,6 +554,7 @@ def report(
         out.append(
             "Left out (raw table missing from the sandbox warehouse): "
             + ", ".join(f"`{e}`" for e in excluded)
+            + (f" (models {', '.join(left_out)})" if left_out else "")
             + "."
         )
     out += [
@@ -703,7 +705,7 @@ def main() -> None:
         default=None,
         help="replicas of the raw ad tables (default: the smallest giving >= 10M ad rows)",
     )
-    parser.add_argument("--repeats", type=int, default=2, help="best of N per figure")
+    parser.add_argument("--repeats", type=int, default=3, help="best of N per figure")
     parser.add_argument(
         "--history-days", type=int, default=30, help="raw history kept by the short copy"
     )
@@ -746,10 +748,19 @@ def main() -> None:
         # Sources the project declares but the copies lack: leave them and their descendants.
         probe = DbtContext(work / "x1", work / "probe-target", work / "logs", ())
         run_dbt(probe, ["parse"])
-        missing = missing_sources(load_manifest(probe.target), base)
+        manifest = load_manifest(probe.target)
+        # Only sources something reads locally (a prod-only source has no children here).
+        missing = [
+            s for s in missing_sources(manifest, base) if manifest["child_map"].get(s["unique_id"])
+        ]
         excluded = tuple(f"source:{s['source_name']}.{s['name']}+" for s in missing)
+        left_out = sorted(
+            manifest["nodes"][uid]["name"]
+            for uid in descendants(manifest, (s["unique_id"] for s in missing))
+            if uid in manifest["nodes"] and manifest["nodes"][uid]["resource_type"] == "model"
+        )
         if excluded:
-            progress(f"excluding (missing raw tables): {', '.join(excluded)}")
+            progress(f"excluding (missing raw tables): {', '.join(excluded)}: {left_out}")
 
         full = []
         for label, home in (("1x", work / "x1"), (f"{scale}x", work / f"x{scale}")):
@@ -787,6 +798,7 @@ def main() -> None:
                 day,
                 args.history_days,
                 excluded,
+                left_out,
                 peak,
                 args.repeats,
             )

@@ -39,7 +39,13 @@ def warehouse(tmp_path: Path) -> DuckDBWarehouse:
             "fx_rate": [1.1, 1.1, 1.1, 1.0],
         }
     )
-    orders = pd.DataFrame({"order_id": ["a", "b"], "is_cancelled": [False, False]})
+    orders = pd.DataFrame(
+        {
+            "order_id": ["a", "b", "before-first-day"],
+            "is_cancelled": [False, False, False],
+            "order_date": [date(2025, 1, 1), date(2025, 1, 3), date(2024, 12, 30)],
+        }
+    )
     with wh.connect() as con:
         for schema in ("marts", "staging"):
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -47,7 +53,10 @@ def warehouse(tmp_path: Path) -> DuckDBWarehouse:
         con.register("orders", orders)
         con.execute("CREATE TABLE marts.fct_marketing_daily AS SELECT * FROM marketing")
         con.execute("CREATE TABLE staging.stg_shopify__orders AS SELECT * FROM orders")
-        con.execute("CREATE TABLE marts.fct_orders_daily AS SELECT 2 AS orders")
+        con.execute(
+            "CREATE TABLE marts.fct_orders_daily AS SELECT * FROM (VALUES "
+            "(DATE '2025-01-01', 1), (DATE '2025-01-03', 1)) AS t(date_day, orders)"
+        )
     return wh
 
 
@@ -65,7 +74,7 @@ def test_a_missing_day_and_a_spend_drift_are_reported(warehouse: DuckDBWarehouse
         con.execute(
             "UPDATE marts.fct_marketing_daily SET spend = spend * 2 WHERE platform = 'meta'"
         )
-        con.execute("UPDATE marts.fct_orders_daily SET orders = 3")
+        con.execute("UPDATE marts.fct_orders_daily SET orders = 2")
     report = assess(warehouse)
     issues = {(f.table, f.check): f for f in report.issues}
     assert "2 of 3 days" in issues[("raw.shopify_orders", "days_present")].detail

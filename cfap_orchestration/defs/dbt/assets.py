@@ -30,7 +30,9 @@ def partition_vars(start: datetime, end: datetime) -> dict[str, str]:
 
 
 def dbt_build_args(config: DbtBuildConfig, window: tuple[datetime, datetime] | None) -> list[str]:
-    args = ["build"]
+    # `cautious`: a test runs only when every model it reads is in the run, so a
+    # relationship test from a mart to a staging model waits for the mart's run.
+    args = ["build", "--indirect-selection", "cautious"]
     if config.full_refresh:
         args.append("--full-refresh")
     if window is not None:

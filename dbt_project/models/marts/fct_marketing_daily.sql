@@ -6,11 +6,13 @@
 -- spend and platform-claimed conversions in the reporting currency. Every day between a
 -- campaign's first and last appearance is present; days the API omitted are zeros.
 with activity as (
+    -- Only the run's window is read: cost follows new data, not history.
     select
         date_day, platform, channel, account_id, account_name, account_timezone, campaign_id,
         campaign_name, source_currency, fx_rate, spend_source, spend, impressions, clicks,
         conversions, conversion_value, attribution_setting
     from {{ ref('int_ad_campaign_daily') }}
+    where {{ cfap.partition_window_filter('date_day') }}
     union all
     select
         k.date_day, k.platform, k.channel, k.account_id, k.account_name, k.account_timezone,
@@ -18,6 +20,7 @@ with activity as (
         k.spend_source as spend, k.impressions, k.clicks, k.conversions,
         k.conversion_value_source as conversion_value, k.attribution_setting
     from {{ ref('int_klaviyo_message_daily') }} as k
+    where {{ cfap.partition_window_filter('k.date_day') }}
 ),
 
 deduplicated as (
@@ -29,27 +32,9 @@ deduplicated as (
     ) = 1
 ),
 
-campaigns as (
-    -- The latest name and settings of each campaign and the span it was active.
-    select
-        platform, channel, account_id, account_name, account_timezone, campaign_id,
-        campaign_name, source_currency, attribution_setting, first_day, last_day
-    from (
-        select
-            *,
-            min(date_day) over (partition by platform, account_id, campaign_id) as first_day,
-            max(date_day) over (partition by platform, account_id, campaign_id) as last_day,
-            row_number() over (
-                partition by platform, account_id, campaign_id order by date_day desc
-            ) as recency
-        from deduplicated
-    ) as ranked
-    where recency = 1
-),
-
 spine as (
     select c.*, d.date_day
-    from campaigns as c
+    from {{ ref('int_campaign_spans') }} as c
     inner join {{ ref('int_date_spine') }} as d
         on d.date_day between c.first_day and c.last_day
     where {{ cfap.partition_window_filter('d.date_day') }}

@@ -5,18 +5,30 @@
 -- Paid media per day, platform and region (the geo-experiment grain), in the reporting
 -- currency. Regions a platform targets get an explicit zero on days it spent nothing there.
 with activity as (
+    -- Only the run's window is read: cost follows new data, not history.
     select * from {{ ref('int_ad_geo_daily') }}
+    where {{ cfap.partition_window_filter('date_day') }}
+),
+
+appearances as (
+    -- Narrow scans (no JSON) for where and when each platform delivered.
+    select m.platform, m.channel, coalesce(g.geo_id, 'unknown') as geo_id, m.date_day
+    from {{ ref('stg_meta_ads__insights_region') }} as m
+    left join {{ ref('stg_reference__geo_regions') }} as g on g.region_name = m.region_name
+    union all
+    select s.platform, s.channel, coalesce(g.geo_id, 'unknown') as geo_id, s.date_day
+    from {{ ref('stg_google_ads__geo_stats') }} as s
+    left join {{ ref('stg_reference__geo_regions') }} as g
+        on g.google_criterion_id = s.google_criterion_id
 ),
 
 platform_geos as (
-    select platform, channel, geo_id, min(date_day) as first_day, max(date_day) as last_day
-    from activity
-    group by 1, 2, 3
+    select distinct platform, channel, geo_id from appearances
 ),
 
 platform_span as (
     select platform, min(date_day) as first_day, max(date_day) as last_day
-    from activity
+    from appearances
     group by 1
 ),
 

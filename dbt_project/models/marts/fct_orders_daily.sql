@@ -19,14 +19,19 @@ with affected_days as (
 orders as (
     select * from {{ ref('int_orders') }}
     where not is_cancelled
+    {% if cfap.is_incremental_run() %}
+    and order_date in (select date_day from affected_days)
+    {% endif %}
 ),
 
 geos as (
-    select distinct geo_id from orders
+    select distinct geo_id from {{ ref('int_orders') }}
 ),
 
 span as (
-    select min(order_date) as first_day, max(order_date) as last_day from orders
+    select min(order_date) as first_day, max(order_date) as last_day
+    from {{ ref('int_orders') }}
+    where not is_cancelled
 ),
 
 spine as (

@@ -1,2 +1,2 @@
 -- Meta ads per campaign and day: typed, with conversions from the configured action types.
-{{ cfap.stg_meta_insights('meta_ads_insights', ['account_id', 'campaign_id', 'date_start']) }}
+{{ cfap.stg_meta_insights('meta_ads_insights', with_region=false) }}

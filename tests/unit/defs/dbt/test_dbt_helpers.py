@@ -21,9 +21,9 @@ def test_partition_window_becomes_half_open_date_vars() -> None:
 
 def test_build_args_for_partitioned_unpartitioned_and_full_refresh_runs() -> None:
     window = (datetime(2025, 1, 1), datetime(2025, 1, 3))
-    assert dbt_build_args(DbtBuildConfig(), None) == ["build"]
+    assert dbt_build_args(DbtBuildConfig(), None) == ["build", "--indirect-selection", "cautious"]
     args = dbt_build_args(DbtBuildConfig(full_refresh=True), window)
-    assert args[:2] == ["build", "--full-refresh"]
+    assert args[0] == "build" and "--full-refresh" in args
     assert json.loads(args[args.index("--vars") + 1]) == {
         "min_date": "2025-01-01",
         "max_date": "2025-01-03",
