@@ -24,14 +24,16 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 # records every partition of every asset in a partition-range run, so the unpartitioned
 # dbt models run on their own).
 INCREMENTAL_MARTS := key:marts/fct_marketing_daily or key:marts/fct_marketing_geo_daily or key:marts/fct_orders_daily
+# Views the marts' relationship tests read, rebuilt beside them so those tests run too.
+MART_TEST_PARENTS := key:staging/int_date_spine or key:staging/stg_reference__geo_regions or key:staging/stg_reference__experiment_registry
 MATERIALIZE := $(BIN)/dagster asset materialize -m cfap_orchestration.definitions
 
 demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(eval RANGE := $(shell $(BIN)/python -m cfap_orchestration.demo partition-range))
 	$(MATERIALIZE) --select 'group:ingest' --partition-range '$(RANGE)'
 	$(MATERIALIZE) --select 'group:reference or group:staging'
-	$(MATERIALIZE) --select '$(INCREMENTAL_MARTS)' --partition-range '$(RANGE)'
-	$(MATERIALIZE) --select 'group:marts and not ($(INCREMENTAL_MARTS))'
+	$(MATERIALIZE) --select '$(INCREMENTAL_MARTS) or $(MART_TEST_PARENTS)' --partition-range '$(RANGE)'
+	$(MATERIALIZE) --select '(group:marts and not ($(INCREMENTAL_MARTS))) or $(MART_TEST_PARENTS)'
 	$(BIN)/python -m cfap_orchestration.demo summary
 
 test: venv
