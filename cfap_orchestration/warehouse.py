@@ -7,7 +7,8 @@ a crash mid-write leaves the previous rows. No Dagster imports.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -84,9 +85,7 @@ class DuckDBWarehouse:
             raise ValueError(f"{schema}.{table}: no partitions given to replace")
         check_frame_partitions(f"{schema}.{table}", frame, partitions)
         target = f'"{schema}"."{table}"'
-        con = self.connect()
-        try:
-            con.execute("BEGIN TRANSACTION")
+        with self._transaction() as con:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             self._ensure_table(con, schema, table, frame)
             con.execute("CREATE TEMP TABLE _partitions (d DATE)")
@@ -96,12 +95,6 @@ class DuckDBWarehouse:
             ).fetchone()
             con.register("_incoming", frame.reset_index(drop=True).copy())
             con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _incoming")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
         return WriteResult(
             table=f"{schema}.{table}",
             rows_written=len(frame),
@@ -111,19 +104,25 @@ class DuckDBWarehouse:
 
     def replace_table(self, schema: str, table: str, frame: pd.DataFrame) -> WriteResult:
         """Swap a whole (unpartitioned) table for `frame`, atomically."""
-        con = self.connect()
-        try:
-            con.execute("BEGIN TRANSACTION")
+        with self._transaction() as con:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             con.register("_incoming", frame.reset_index(drop=True).copy())
             con.execute(f'CREATE OR REPLACE TABLE "{schema}"."{table}" AS SELECT * FROM _incoming')
+        return WriteResult(f"{schema}.{table}", len(frame), 0, 0)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One connection, one transaction: committed whole or rolled back whole."""
+        con = self.connect()
+        try:
+            con.execute("BEGIN TRANSACTION")
+            yield con
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         finally:
             con.close()
-        return WriteResult(f"{schema}.{table}", len(frame), 0, 0)
 
     @staticmethod
     def _ensure_table(
