@@ -11,15 +11,9 @@ with activity as (
 ),
 
 appearances as (
-    -- Narrow scans (no JSON) for where and when each platform delivered.
-    select m.platform, m.channel, coalesce(g.geo_id, 'unknown') as geo_id, m.date_day
-    from {{ ref('stg_meta_ads__insights_region') }} as m
-    left join {{ ref('stg_reference__geo_regions') }} as g on g.region_name = m.region_name
-    union all
-    select s.platform, s.channel, coalesce(g.geo_id, 'unknown') as geo_id, s.date_day
-    from {{ ref('stg_google_ads__geo_stats') }} as s
-    left join {{ ref('stg_reference__geo_regions') }} as g
-        on g.google_criterion_id = s.google_criterion_id
+    -- Where and when each platform delivered, over all history; only these narrow
+    -- columns are read, so the spend aggregates and FX join are pruned.
+    select platform, channel, geo_id, date_day from {{ ref('int_ad_geo_daily') }}
 ),
 
 platform_geos as (
