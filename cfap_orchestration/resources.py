@@ -28,12 +28,18 @@ from cfap_orchestration.settings import Settings, get_settings
 from cfap_orchestration.warehouse import BigQueryWarehouse, DuckDBWarehouse, Warehouse
 
 
-def _sandbox_transport(platform: str) -> httpx.BaseTransport:
+def _sandbox() -> Any:
+    """This process's sandbox (world and fake APIs) for the current settings."""
     # Imported here: production code locations never build the simulated world.
     from cfap_orchestration.sandbox.apis import get_sandbox
 
     settings = get_settings()
-    return get_sandbox(settings.sandbox, settings.sandbox_as_of).api(platform).transport()
+    return get_sandbox(settings.sandbox, settings.sandbox_as_of)
+
+
+def _sandbox_transport(platform: str) -> httpx.BaseTransport:
+    transport: httpx.BaseTransport = _sandbox().api(platform).transport()
+    return transport
 
 
 class DuckDBWarehouseResource(dg.ConfigurableResource):
@@ -170,17 +176,10 @@ class LandingZoneResource(dg.ConfigurableResource):
     def _export_missing(folder: Path, days: list[date]) -> None:
         from cfap_orchestration.sandbox.exports import export_touchpoints
 
-        settings = get_settings()
-        world = get_sandbox_world(settings)
+        world = _sandbox().world
         for day in days:
             if not touchpoint_file(folder, day).exists():
                 export_touchpoints(world, day, folder)
-
-
-def get_sandbox_world(settings: Settings) -> Any:
-    from cfap_orchestration.sandbox.apis import get_sandbox
-
-    return get_sandbox(settings.sandbox, settings.sandbox_as_of).world
 
 
 def _id_list(variable: str) -> list[str]:

@@ -76,8 +76,7 @@ def _shopify_orders(resource: Any, since: date, until: date) -> tuple[pd.DataFra
 def _first_party_touchpoints(
     resource: Any, since: date, until: date
 ) -> tuple[pd.DataFrame, RequestStats]:
-    frame, stats = resource.read_touchpoints(since, until)
-    return frame, stats
+    return resource.read_touchpoints(since, until)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
