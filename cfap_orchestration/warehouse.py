@@ -7,7 +7,7 @@ a crash mid-write leaves the previous rows. No Dagster imports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -29,13 +29,27 @@ class WriteResult:
 
 
 class Warehouse(Protocol):
+    dialect: str
+
     def replace_partitions(
         self, schema: str, table: str, frame: pd.DataFrame, partitions: Sequence[date]
     ) -> WriteResult: ...
 
     def replace_table(self, schema: str, table: str, frame: pd.DataFrame) -> WriteResult: ...
 
+    def replace_rows(
+        self,
+        schema: str,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        column_types: Sequence[tuple[str, str]],
+        match: Mapping[str, Sequence[Any]],
+    ) -> WriteResult: ...
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame: ...
+
+    def relation(self, schema: str, table: str) -> str: ...
 
 
 def check_frame_partitions(table: str, frame: pd.DataFrame, partitions: Sequence[date]) -> None:
@@ -69,6 +83,8 @@ def _duckdb_type(series: pd.Series) -> str:
 
 class DuckDBWarehouse:
     """The local warehouse: one DuckDB file, one writer at a time."""
+
+    dialect = "duckdb"
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -109,6 +125,33 @@ class DuckDBWarehouse:
             con.register("_incoming", frame.reset_index(drop=True).copy())
             con.execute(f'CREATE OR REPLACE TABLE "{schema}"."{table}" AS SELECT * FROM _incoming')
         return WriteResult(f"{schema}.{table}", len(frame), 0, 0)
+
+    def replace_rows(
+        self,
+        schema: str,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        column_types: Sequence[tuple[str, str]],
+        match: Mapping[str, Sequence[Any]],
+    ) -> WriteResult:
+        """Replace the rows whose `match` columns take the given values, in one transaction.
+
+        The table is created with `column_types` (an explicit schema) when it is new.
+        """
+        where, params = _match_clause(match)
+        target = f'"{schema}"."{table}"'
+        with self._transaction() as con:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            ddl = ", ".join(f'"{name}" {kind}' for name, kind in column_types)
+            con.execute(f"CREATE TABLE IF NOT EXISTS {target} ({ddl})")
+            replaced = con.execute(f"DELETE FROM {target} WHERE {where}", params).fetchone()
+            con.register("_incoming", frame.reset_index(drop=True).copy())
+            con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _incoming")
+        return WriteResult(f"{schema}.{table}", len(frame), int(replaced[0]) if replaced else 0, 0)
+
+    def relation(self, schema: str, table: str) -> str:
+        return f'"{schema}"."{table}"'
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -169,6 +212,8 @@ class BigQueryWarehouse:
     query parameter: readers see the old partition or the new one, never a mix.
     """
 
+    dialect = "bigquery"
+
     def __init__(self, project: str, location: str, dataset_prefix: str) -> None:
         self.project = project
         self.location = location
@@ -219,6 +264,50 @@ class BigQueryWarehouse:
         self._client().load_table_from_dataframe(frame, target, job_config=config).result()
         return WriteResult(f"{schema}.{table}", len(frame), -1, 0)
 
+    def replace_rows(
+        self,
+        schema: str,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        column_types: Sequence[tuple[str, str]],
+        match: Mapping[str, Sequence[Any]],
+    ) -> WriteResult:
+        """Delete the matching rows and append `frame`, in one multi-statement transaction."""
+        from google.cloud import bigquery
+
+        client = self._client()
+        target = self.relation(schema, table)
+        staging = f"{self.dataset(schema)}._staging_{table}"
+        schema_fields = [bigquery.SchemaField(name, kind) for name, kind in column_types]
+        load_config = bigquery.LoadJobConfig(
+            write_disposition="WRITE_TRUNCATE", schema=schema_fields
+        )
+        client.load_table_from_dataframe(frame, staging, job_config=load_config).result()
+        try:
+            client.create_table(bigquery.Table(target.strip("`"), schema=schema_fields),
+                                exists_ok=True)  # fmt: skip
+            conditions: list[str] = []
+            params: list[Any] = []
+            for i, (column, values) in enumerate(match.items()):
+                conditions.append(f"`{column}` IN UNNEST(@match_{i})")
+                params.append(bigquery.ArrayQueryParameter(f"match_{i}", "STRING", list(values)))
+            columns = ", ".join(f"`{name}`" for name, _ in column_types)
+            script = (
+                "BEGIN TRANSACTION;\n"
+                f"DELETE FROM {target} WHERE {' AND '.join(conditions)};\n"
+                f"INSERT INTO {target} ({columns}) SELECT {columns} FROM `{staging}`;\n"
+                "COMMIT TRANSACTION;"
+            )
+            config = bigquery.QueryJobConfig(query_parameters=params)
+            client.query(script, job_config=config).result()
+        finally:
+            client.delete_table(staging, not_found_ok=True)
+        return WriteResult(f"{schema}.{table}", len(frame), -1, 0)
+
+    def relation(self, schema: str, table: str) -> str:
+        return f"`{self.dataset(schema)}.{table}`"
+
     @staticmethod
     def _ensure_table(client: Any, target: str, staging: str) -> None:
         from google.api_core.exceptions import NotFound
@@ -251,3 +340,15 @@ def _bq_type(value: Any) -> str:
     if isinstance(value, date):
         return "DATE"
     return "STRING"
+
+
+def _match_clause(match: Mapping[str, Sequence[Any]]) -> tuple[str, list[Any]]:
+    """`col IN (?, ...) AND ...` with its parameters; an empty match would delete everything."""
+    if not match or any(len(values) == 0 for values in match.values()):
+        raise ValueError("replace_rows needs at least one value for every match column")
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, values in match.items():
+        clauses.append(f'"{column}" IN ({", ".join("?" for _ in values)})')
+        params.extend(values)
+    return " AND ".join(clauses), params

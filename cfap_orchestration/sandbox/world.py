@@ -44,6 +44,11 @@ PLATFORM_CHANNEL = {"meta": "paid_social", "google_ads": "paid_search"}
 ITEM_COUNT_PROBS = np.array([0.55, 0.30, 0.15])
 DISCOUNT_RATE, DISCOUNT_SHARE = 0.10, 0.20
 REFUND_RATE, CANCEL_RATE = 0.06, 0.01
+# Expected share of an order's total left in net revenue once cancellations and refunds
+# (both of the whole order) are taken out: what the marts' net revenue measures.
+NET_REVENUE_SHARE = 1 - REFUND_RATE - CANCEL_RATE
+# Baseline demand by weekday, Monday first.
+WEEKLY_PATTERN = (0.97, 0.98, 1.0, 1.0, 1.03, 1.06, 0.96)
 SHOPIFY_ORDER_ID_BASE = 5_500_000_000_000
 
 # Journey model: channel -> (probability a journey touches it, its conversion lift).
@@ -381,7 +386,7 @@ class SandboxWorld:
         cfg = self.config
         years = (day - cfg.trend_anchor).days / 365.25
         trend = max(0.3, 1 + 0.12 * years)
-        weekly = (0.97, 0.98, 1.0, 1.0, 1.03, 1.06, 0.96)[day.weekday()]
+        weekly = WEEKLY_PATTERN[day.weekday()]
         doy = day.timetuple().tm_yday
         yearly = (
             1
@@ -840,18 +845,11 @@ class SandboxWorld:
 
     # ---- ground truth -------------------------------------------------------------
 
-    def truth(self, start: date, end: date) -> dict[str, pd.DataFrame]:
-        """The causal truth behind `start`..`end` (inclusive), as tables.
+    def channel_daily(self, start: date, end: date) -> pd.DataFrame:
+        """Per day and channel (and `baseline`): spend (USD) and the expected revenue it caused.
 
-        - channel_daily: per day and channel, spend (USD) and the expected incremental
-          revenue and orders it caused (gross of refunds/cancellations; multiply by
-          `1 - REFUND_RATE - CANCEL_RATE` for net).
-        - channel_summary: the same over the range, with true ROAS.
-        - geo_experiments: for each geo holdout overlapping the range, the revenue the
-          switched-off ads would have caused in the holdout geos over the test window.
-        - email_holdouts: per campaign send, the true incremental orders and revenue.
-        - fx_rates: the FX series used.
-        - journey_attribution: each channel's true credit for the journeys' conversions.
+        Expected gross revenue of the shop, all regions, split by cause: the sum over
+        channels of a day is what orders are drawn from, before noise.
         """
         aov = self.expected_order_value
         daily_rows = []
@@ -873,6 +871,23 @@ class SandboxWorld:
         channel_daily = pd.DataFrame(
             daily_rows, columns=["date", "channel", "spend_usd", "incremental_revenue"]
         )
+        return channel_daily
+
+    def truth(self, start: date, end: date) -> dict[str, pd.DataFrame]:
+        """The causal truth behind `start`..`end` (inclusive), as tables.
+
+        - channel_daily: per day and channel, spend (USD) and the expected incremental
+          revenue and orders it caused (gross of refunds/cancellations; multiply by
+          `1 - REFUND_RATE - CANCEL_RATE` for net).
+        - channel_summary: the same over the range, with true ROAS.
+        - geo_experiments: for each geo holdout overlapping the range, the revenue the
+          switched-off ads would have caused in the holdout geos over the test window.
+        - email_holdouts: per campaign send, the true incremental orders and revenue.
+        - fx_rates: the FX series used.
+        - journey_attribution: each channel's true credit for the journeys' conversions.
+        """
+        aov = self.expected_order_value
+        channel_daily = self.channel_daily(start, end)
         channel_daily["incremental_orders"] = channel_daily["incremental_revenue"] / aov
         summary = (
             channel_daily[channel_daily["channel"] != "baseline"]
@@ -887,8 +902,8 @@ class SandboxWorld:
         return {
             "channel_daily": channel_daily,
             "channel_summary": summary,
-            "geo_experiments": self._experiment_truth(start, end),
-            "email_holdouts": self._holdout_truth(start, end),
+            "geo_experiments": self.geo_experiment_truth(start, end),
+            "email_holdouts": self.email_holdout_truth(start, end),
             "journey_attribution": self.journey_truth(start, end),
             "fx_rates": pd.DataFrame(
                 [(d, "EUR", self.fx_usd_per_unit("EUR", d)) for d in daterange(start, end)],
@@ -896,7 +911,9 @@ class SandboxWorld:
             ),
         }
 
-    def _experiment_truth(self, start: date, end: date) -> pd.DataFrame:
+    def geo_experiment_truth(self, start: date, end: date) -> pd.DataFrame:
+        """Each geo holdout overlapping the range: the revenue its switched-off ads would have
+        caused in the holdout regions over the test (gross of refunds and cancellations)."""
         rows = []
         geo_ids = self.geos["geo_id"].to_numpy()
         for exp in self.experiments(start, end):
@@ -927,7 +944,8 @@ class SandboxWorld:
             )
         return pd.DataFrame(rows)
 
-    def _holdout_truth(self, start: date, end: date) -> pd.DataFrame:
+    def email_holdout_truth(self, start: date, end: date) -> pd.DataFrame:
+        """Each campaign send in the range: its true incremental orders and revenue."""
         aov = self.expected_order_value
         rows = []
         for day in daterange(start, end):
