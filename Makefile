@@ -27,6 +27,7 @@ INCREMENTAL_MARTS := key:marts/fct_marketing_daily or key:marts/fct_marketing_ge
 # Views the marts' relationship tests read, rebuilt beside them so those tests run too.
 MART_TEST_PARENTS := key:staging/int_date_spine or key:staging/stg_reference__geo_regions or key:staging/stg_reference__experiment_registry
 MATERIALIZE := $(BIN)/dagster asset materialize -m cfap_orchestration.definitions
+GEO_READOUTS := key:causal/difference_in_differences or key:causal/synthetic_control
 
 demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(eval RANGE := $(shell $(BIN)/python -m cfap_orchestration.demo partition-range))
@@ -34,6 +35,11 @@ demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(MATERIALIZE) --select 'group:reference or group:staging'
 	$(MATERIALIZE) --select '$(INCREMENTAL_MARTS) or $(MART_TEST_PARENTS)' --partition-range '$(RANGE)'
 	$(MATERIALIZE) --select '(group:marts and not ($(INCREMENTAL_MARTS))) or $(MART_TEST_PARENTS)'
+	# Measurement: one run per geo experiment (a dynamic partition each), then the rest.
+	for experiment in $$($(BIN)/python -m cfap_orchestration.demo register-experiments); do \
+		$(MATERIALIZE) --select '$(GEO_READOUTS)' --partition "$$experiment" || exit 1; \
+	done
+	$(MATERIALIZE) --select 'group:measure and not ($(GEO_READOUTS))'
 	$(BIN)/python -m cfap_orchestration.demo summary
 
 test: venv

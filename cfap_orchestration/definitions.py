@@ -4,6 +4,7 @@ import dagster as dg
 
 from cfap_orchestration.defs.dbt import dbt_definitions
 from cfap_orchestration.defs.ingest import ingest_definitions
+from cfap_orchestration.defs.measure import measure_definitions
 from cfap_orchestration.defs.quality import quality_definitions
 from cfap_orchestration.defs.reference import reference_definitions
 from cfap_orchestration.resources import build_resources
@@ -20,5 +21,6 @@ def defs() -> dg.Definitions:
         reference_definitions(),
         dbt_definitions(),
         quality_definitions(),
+        measure_definitions(sandbox=settings.env == "local"),
         dg.Definitions(resources=build_resources(settings), executor=executor),
     )

@@ -1,7 +1,8 @@
 """Helpers behind `make demo`: the partition range to build, and a summary of what landed.
 
-python -m cfap_orchestration.demo partition-range   # prints START...YESTERDAY
-python -m cfap_orchestration.demo summary           # one line per raw table
+python -m cfap_orchestration.demo partition-range       # prints START...YESTERDAY
+python -m cfap_orchestration.demo register-experiments  # one partition per completed geo test
+python -m cfap_orchestration.demo summary               # raw tables, marts, estimates vs truth
 """
 
 from __future__ import annotations
@@ -88,16 +89,55 @@ def summary() -> int:
             f"  {channel_row.channel:<12} spend {channel_row.spend:>12,.0f}"
             f"   claimed conversions {channel_row.claimed:>9,.0f}"
         )
+    _print_scorecard(warehouse)
+    return 0
+
+
+def _print_scorecard(warehouse: DuckDBWarehouse) -> None:
+    tables = warehouse.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'causal'"
+    )["table_name"].tolist()
+    if "estimates_vs_truth" not in tables:
+        print("No causal.estimates_vs_truth yet: the measurement step has not run.")
+        return
+    scored = warehouse.query(
+        "SELECT model_name, subject, unit, estimate, ci_lower, ci_upper, true_value, covered "
+        "FROM causal.estimates_vs_truth ORDER BY model_name, subject"
+    )
+    print("Estimates (95% interval) beside the sandbox's truth (causal.estimates_vs_truth):")
+    for model, rows in scored.groupby("model_name", sort=False):
+        unit = rows["unit"].iloc[0]
+        covered = int(rows["covered"].sum())
+        print(f"  {model}  ({unit}; truth inside the interval {covered}/{len(rows)})")
+        for r in rows.itertuples():
+            mark = "in " if r.covered else "OUT"
+            print(
+                f"    {r.subject:<32} {r.estimate:>10.4g}  [{r.ci_lower:>10.4g}, "
+                f"{r.ci_upper:>10.4g}]  truth {r.true_value:>10.4g}  {mark}"
+            )
+
+
+def register_experiments() -> int:
+    import dagster as dg
+
+    from cfap_orchestration.defs.measure.partitions import register_geo_experiments
+
+    warehouse = DuckDBWarehouse(get_settings().warehouse_path)
+    with dg.DagsterInstance.get() as instance:
+        register_geo_experiments(instance, warehouse)
+        print(" ".join(instance.get_dynamic_partitions("geo_experiments")))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cfap_orchestration.demo")
-    parser.add_argument("command", choices=["partition-range", "summary"])
+    parser.add_argument("command", choices=["partition-range", "register-experiments", "summary"])
     args = parser.parse_args(argv)
     if args.command == "partition-range":
         print(partition_range())
         return 0
+    if args.command == "register-experiments":
+        return register_experiments()
     return summary()
 
 

@@ -1,0 +1,27 @@
+"""Measurement: the causal estimators run over the marts, written to the results tables."""
+
+import dagster as dg
+
+from cfap_orchestration.defs.measure.calendar import temporal_effects
+from cfap_orchestration.defs.measure.experiments import (
+    cuped,
+    difference_in_differences,
+    synthetic_control,
+)
+from cfap_orchestration.defs.measure.journeys import markov_attribution, shapley_attribution
+from cfap_orchestration.defs.measure.scoring import estimates_vs_truth
+
+
+def measure_definitions(*, sandbox: bool) -> dg.Definitions:
+    """Every estimator asset; with the sandbox, also the scorecard against its truth."""
+    assets = [
+        difference_in_differences,
+        synthetic_control,
+        cuped,
+        shapley_attribution,
+        markov_attribution,
+        temporal_effects,
+    ]
+    if sandbox:
+        assets.append(estimates_vs_truth)
+    return dg.Definitions(assets=assets)
