@@ -109,6 +109,11 @@ def _print_scorecard(warehouse: DuckDBWarehouse) -> None:
         unit = rows["unit"].iloc[0]
         covered = int(rows["covered"].sum())
         print(f"  {model}  ({unit}; truth inside the interval {covered}/{len(rows)})")
+        if str(model).endswith("_attribution"):
+            print(
+                "    (attribution splits observed conversions; the truth is each channel's "
+                "causal share, so the gap is attribution's bias, not noise)"
+            )
         for r in rows.itertuples():
             mark = "in " if r.covered else "OUT"
             print(
