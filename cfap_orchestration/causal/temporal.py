@@ -167,6 +167,7 @@ def temporal_effects(
     ar_order: int | None = None,
     hac_lags: int | None = None,
     alpha: float = 0.05,
+    ar_coefficients: Sequence[float] | None = None,
 ) -> TemporalEffects:
     """Estimate weekday, holiday, peak-season and trend effects on a daily outcome.
 
@@ -188,6 +189,10 @@ def temporal_effects(
     ar_order: AR order p for errors="ar"; default chosen by AIC among 1..7.
     hac_lags: Newey-West lags for errors="hac"; default max(14, floor(4 (n/100)^(2/9))).
     alpha: 1 - confidence level of the intervals.
+    ar_coefficients: errors="ar" with these AR coefficients held fixed instead of estimated
+        (one GLS fit). The population value of feasible GLS is the GLS projection at the AR
+        coefficients it converges to: fitting noise-free expected outcomes with a fit's
+        `diagnostics["ar_coefficients"]` gives the truth that fit estimates.
 
     Returns
     -------
@@ -213,7 +218,13 @@ def temporal_effects(
     n, k = design.shape
     if n - k < 10:
         raise ValueError(f"{n} days cannot support {k} regression terms; supply more days")
-    fit = _fit(np.log(frame["_y"].to_numpy(dtype=float)), design, errors, ar_order, hac_lags)
+    y = np.log(frame["_y"].to_numpy(dtype=float))
+    if ar_coefficients is not None:
+        if errors != "ar" or ar_order is not None:
+            raise ValueError("ar_coefficients fixes the AR errors: use it with errors='ar' alone")
+        fit = _fgls_ar(y, design, len(ar_coefficients), fixed_rho=np.asarray(ar_coefficients))
+    else:
+        fit = _fit(y, design, errors, ar_order, hac_lags)
     q = float(stats.t.ppf(1 - alpha / 2, fit.df_resid))
     effects = _effects_table(fit, frame, blocks, q)
     for note in notes:
@@ -530,7 +541,12 @@ def _ols_hac(y: np.ndarray, design: pd.DataFrame, lags: int) -> _Fit:
     return _result(y, x, design.columns, beta, cov, resid, n - k, "hac", hac_lags=lags)
 
 
-def _fgls_ar(y: np.ndarray, design: pd.DataFrame, ar_order: int | None) -> _Fit:
+def _fgls_ar(
+    y: np.ndarray,
+    design: pd.DataFrame,
+    ar_order: int | None,
+    fixed_rho: np.ndarray | None = None,
+) -> _Fit:
     """Feasible GLS with AR(p) errors (iterated Cochrane-Orcutt), model-based covariance.
 
     The AR coefficients are Yule-Walker (Levinson-Durbin) estimates from the residuals
@@ -545,7 +561,7 @@ def _fgls_ar(y: np.ndarray, design: pd.DataFrame, ar_order: int | None) -> _Fit:
     iterations = 0
     while iterations < FGLS_MAX_ITER:
         iterations += 1
-        new_rho = _yule_walker(y - x @ beta, order)
+        new_rho = _yule_walker(y - x @ beta, order) if fixed_rho is None else fixed_rho
         x_w, y_w = _ar_filter(x, new_rho), _ar_filter(y, new_rho)
         beta, gram_inv = _least_squares(y_w, x_w)
         converged = np.max(np.abs(new_rho - rho)) < FGLS_TOL

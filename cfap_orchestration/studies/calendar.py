@@ -42,7 +42,14 @@ def calendar_effects(
         StudyRow(
             subject=key,
             metric=outcome,
-            estimate=replace(estimate, details={**estimate.details, **_span(calendar)}),
+            estimate=replace(
+                estimate,
+                details={
+                    **estimate.details,
+                    **_span(calendar),
+                    "ar_coefficients": fit.diagnostics.get("ar_coefficients", []),
+                },
+            ),
         )
         for key, estimate in fit.estimates().items()
     ]

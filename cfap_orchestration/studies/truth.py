@@ -91,18 +91,24 @@ def attribution_truth(world: SandboxWorld, start: date, end: date) -> pd.DataFra
     )
 
 
-def calendar_truth(world: SandboxWorld, calendar: pd.DataFrame) -> pd.DataFrame:
+def calendar_truth(
+    world: SandboxWorld, calendar: pd.DataFrame, ar_coefficients: list[float]
+) -> pd.DataFrame:
     """The calendar effects of the brand's *expected* net revenue, same regression design.
 
     Noise-free revenue (baseline demand, media and messaging effects, as the world draws
-    orders from them) on the same calendar columns: the population value of each
-    coefficient the estimator reports, weekday patterns of sends and spend included.
+    orders from them) on the same calendar columns, fitted by GLS at the AR coefficients the
+    estimate converged to: the population value of each coefficient the estimator reports
+    (the regression's dummies approximate the world's day-specific holiday effects, so the
+    truth is that approximation's value, not a single multiplier of the world).
     """
     days = pd.to_datetime(calendar["date_day"])
     expected = world.channel_daily(days.min().date(), days.max().date())
     daily = expected.groupby("date")["incremental_revenue"].sum() * NET_REVENUE_SHARE
     noise_free = calendar.assign(revenue=days.dt.date.map(daily).to_numpy(dtype=float))
-    effects = temporal_effects(noise_free, outcome="revenue", date="date_day").effects
+    effects = temporal_effects(
+        noise_free, outcome="revenue", date="date_day", ar_coefficients=ar_coefficients
+    ).effects
     return pd.DataFrame(
         {"subject": effects["component"] + ":" + effects["level"], "true_value": effects["effect"]}
     )
@@ -138,6 +144,12 @@ def _as_shares(rows: pd.DataFrame) -> pd.DataFrame:
         ci_upper=rows["ci_upper"] / total,
     )
     return _estimates(shares)
+
+
+def _ar_coefficients(rows: pd.DataFrame) -> list[float]:
+    """The AR error coefficients of the calendar fit (the same for each of its rows)."""
+    coefficients: list[float] = json.loads(rows["diagnostics"].iloc[0])["ar_coefficients"]
+    return coefficients
 
 
 def _relative_estimates(rows: pd.DataFrame) -> pd.DataFrame:
@@ -218,7 +230,7 @@ def estimates_vs_truth(
         frames.append(
             score(
                 _relative_estimates(calendar_rows),
-                calendar_truth(world, calendar),
+                calendar_truth(world, calendar, _ar_coefficients(calendar_rows)),
                 unit="relative lift",
                 truth_label="same regression on the expected (noise-free) net revenue",
             )

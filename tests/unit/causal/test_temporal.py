@@ -456,3 +456,14 @@ def test_raw_scale_controls_match_statsmodels() -> None:
         fit.bse["spend_raw"], rel=1e-8
     )
     assert coefficients.loc["holiday", "std_error"] == pytest.approx(fit.bse["hol"], rel=1e-8)
+
+
+def test_fixed_ar_coefficients_reproduce_the_converged_fit() -> None:
+    df = noisy(seed=3)
+    fit = temporal_effects(df)
+    rho = fit.diagnostics["ar_coefficients"]
+    fixed = temporal_effects(df, ar_coefficients=rho)
+    assert fixed.diagnostics["ar_coefficients"] == pytest.approx(rho)
+    np.testing.assert_allclose(fixed.effects["effect"], fit.effects["effect"], atol=1e-6)
+    with pytest.raises(ValueError, match="ar_coefficients fixes the AR errors"):
+        temporal_effects(df, errors="hac", ar_coefficients=rho)
