@@ -24,6 +24,8 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 # records every partition of every asset in a partition-range run, so the unpartitioned
 # dbt models run on their own).
 INCREMENTAL_MARTS := key:marts/fct_marketing_daily or key:marts/fct_marketing_geo_daily or key:marts/fct_orders_daily
+# Incremental intermediate tables (daily-partitioned assets too), built with the marts.
+INCREMENTAL_INTERMEDIATE := key:staging/int_campaign_spans or key:staging/int_ad_geo_spans or key:staging/int_orders or key:staging/int_klaviyo_message_daily
 # Views the marts' relationship tests read, rebuilt beside them so those tests run too.
 MART_TEST_PARENTS := key:staging/int_date_spine or key:staging/stg_reference__geo_regions or key:staging/stg_reference__experiment_registry
 MATERIALIZE := $(BIN)/dagster asset materialize -m cfap_orchestration.definitions
@@ -32,8 +34,8 @@ GEO_READOUTS := key:causal/difference_in_differences or key:causal/synthetic_con
 demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(eval RANGE := $(shell $(BIN)/python -m cfap_orchestration.demo partition-range))
 	$(MATERIALIZE) --select 'group:ingest' --partition-range '$(RANGE)'
-	$(MATERIALIZE) --select 'group:reference or group:staging'
-	$(MATERIALIZE) --select '$(INCREMENTAL_MARTS) or $(MART_TEST_PARENTS)' --partition-range '$(RANGE)'
+	$(MATERIALIZE) --select '(group:reference or group:staging) and not ($(INCREMENTAL_INTERMEDIATE))'
+	$(MATERIALIZE) --select '$(INCREMENTAL_MARTS) or $(INCREMENTAL_INTERMEDIATE) or $(MART_TEST_PARENTS)' --partition-range '$(RANGE)'
 	$(MATERIALIZE) --select '(group:marts and not ($(INCREMENTAL_MARTS))) or $(MART_TEST_PARENTS)'
 	# Measurement: one run per geo experiment (a dynamic partition each), then the rest.
 	for experiment in $$($(BIN)/python -m cfap_orchestration.demo register-experiments); do \

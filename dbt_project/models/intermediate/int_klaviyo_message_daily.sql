@@ -1,5 +1,18 @@
+{{ config(**cfap.daily_incremental_config(
+    unique_key=['date_day', 'campaign_id'],
+    cluster_by=['campaign_id'],
+)) }}
 -- Klaviyo per campaign (or flow) and day: messages delivered, clicks, and the orders
 -- Klaviyo attributes to them (its own claim, by order date).
+-- Incremental: Klaviyo lands events by the UTC day of their time, so the events a window
+-- brings fall on the shop's local days from the day before the window to the day after
+-- it; a run rebuilds those days whole. fct_marketing_daily reads the window's own days,
+-- int_campaign_spans all the rebuilt ones.
+{%- set window_events -%}
+    {{ cfap.partition_window_filter('e.event_date', days_before=1, days_after=1) }}
+    and {{ cfap.landed_partition_filter('e.partition_date', days_before=2, days_after=2) }}
+{%- endset %}
+
 with messages as (
     select message_id, campaign_id, campaign_name, channel, 'campaign' as message_type
     from {{ ref('stg_klaviyo__campaigns') }}
@@ -31,7 +44,7 @@ touches as (
         0.0 as conversion_value
     from {{ ref('stg_klaviyo__events') }} as e
     inner join all_messages as m on m.message_id = e.message_id
-    where e.metric_name != 'Placed Order'
+    where e.metric_name != 'Placed Order' and {{ window_events }}
     group by 1, 2
 ),
 
@@ -45,7 +58,7 @@ orders as (
         sum(e.value) as conversion_value
     from {{ ref('stg_klaviyo__events') }} as e
     inner join all_messages as m on m.message_id = e.attributed_message_id
-    where e.metric_name = 'Placed Order'
+    where e.metric_name = 'Placed Order' and {{ window_events }}
     group by 1, 2
 ),
 

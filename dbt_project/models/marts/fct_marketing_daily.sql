@@ -13,6 +13,7 @@ with activity as (
         conversions, conversion_value, attribution_setting
     from {{ ref('int_ad_campaign_daily') }}
     where {{ cfap.partition_window_filter('date_day') }}
+    and {{ cfap.landed_partition_filter('partition_date') }}
     union all
     select
         k.date_day, k.platform, k.channel, k.account_id, k.account_name, k.account_timezone,

@@ -8,21 +8,17 @@ with activity as (
     -- Only the run's window is read: cost follows new data, not history.
     select * from {{ ref('int_ad_geo_daily') }}
     where {{ cfap.partition_window_filter('date_day') }}
-),
-
-appearances as (
-    -- Where and when each platform delivered, over all history; only these narrow
-    -- columns are read, so the spend aggregates and FX join are pruned.
-    select platform, channel, geo_id, date_day from {{ ref('int_ad_geo_daily') }}
+    and {{ cfap.landed_partition_filter('partition_date') }}
 ),
 
 platform_geos as (
-    select distinct platform, channel, geo_id from appearances
+    -- Every region each platform ever delivered in (kept up to date per run).
+    select distinct platform, channel, geo_id from {{ ref('int_ad_geo_spans') }}
 ),
 
 platform_span as (
-    select platform, min(date_day) as first_day, max(date_day) as last_day
-    from appearances
+    select platform, min(first_day) as first_day, max(last_day) as last_day
+    from {{ ref('int_ad_geo_spans') }}
     group by 1
 ),
 

@@ -16,5 +16,6 @@ select
     cast(metrics_clicks as {{ dbt.type_bigint() }}) as clicks,
     cast(metrics_conversions as {{ cfap.type_double() }}) as conversions,
     cast(metrics_conversions_value as {{ cfap.type_double() }}) as conversion_value_source,
-    'google_account_default' as attribution_setting
+    'google_account_default' as attribution_setting,
+    partition_date
 from {{ source('raw', 'google_ads_campaign_stats') }}

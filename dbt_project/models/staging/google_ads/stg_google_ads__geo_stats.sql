@@ -12,5 +12,6 @@ select
     cast(metrics_impressions as {{ dbt.type_bigint() }}) as impressions,
     cast(metrics_clicks as {{ dbt.type_bigint() }}) as clicks,
     cast(metrics_conversions as {{ cfap.type_double() }}) as conversions,
-    cast(metrics_conversions_value as {{ cfap.type_double() }}) as conversion_value_source
+    cast(metrics_conversions_value as {{ cfap.type_double() }}) as conversion_value_source,
+    partition_date
 from {{ source('raw', 'google_ads_geo_stats') }}

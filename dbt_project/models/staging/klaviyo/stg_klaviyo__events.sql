@@ -12,5 +12,6 @@ select
     ) as message_id,
     flow_id,
     {{ cfap.json_text('event_properties', '$."$event_id"') }} as order_id,
-    case when metric_name = 'Placed Order' then attributed_message_id end as attributed_message_id
+    case when metric_name = 'Placed Order' then attributed_message_id end as attributed_message_id,
+    partition_date
 from {{ source('raw', 'klaviyo_events') }}
