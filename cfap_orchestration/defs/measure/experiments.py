@@ -33,9 +33,10 @@ MIN_CLUSTERS = 6  # cluster-robust errors with fewer regions are unreliable
 MIN_PRE_DAYS = 28  # four full weeks, so weekday patterns are in the comparison
 MIN_DONORS = 4
 MIN_ARM_SIZE = 100
-# Synthetic control fits the holdout's indexed path (1.0 = usual level); a pre-period
-# miss above this share of the level means the control regions do not track it.
-MAX_PRE_RMSPE = 0.10
+# Daily regional revenue is noisy, so no absolute pre-period miss is "good"; what matters
+# is whether the holdout is fitted as well as a control region can be fitted from the
+# others (Abadie, Diamond & Hainmueller's placebo comparison).
+MAX_PRE_RMSPE_VS_PLACEBOS = 2.0
 PRE_TREND_ALPHA = 0.05
 
 
@@ -175,8 +176,9 @@ def difference_in_differences(
         dg.AssetCheckSpec(
             "pre_period_fit",
             asset=SC_KEY,
-            description="The synthetic holdout tracked the real one before the "
-            f"test: pre-period RMSPE at most {MAX_PRE_RMSPE:.0%} of the level.",
+            description="The synthetic holdout tracked the real one before the test: "
+            f"pre-period RMSPE at most {MAX_PRE_RMSPE_VS_PLACEBOS:g}x the median of the "
+            "in-space placebos' (each control region fitted from the others).",
         ),
         dg.AssetCheckSpec(
             "design_size",
@@ -214,15 +216,17 @@ def synthetic_control(
     )
     weights = details["weights"]
     pre_days = int(panel.frame.loc[~panel.frame["is_test_period"], "date_day"].nunique())
+    placebo_rmspe = float(details["placebos"]["pre_rmspe"].median())
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
             dg.AssetCheckResult(
                 check_name="pre_period_fit",
-                passed=bool(details["pre_rmspe"] <= MAX_PRE_RMSPE),
+                passed=bool(details["pre_rmspe"] <= MAX_PRE_RMSPE_VS_PLACEBOS * placebo_rmspe),
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={
                     "pre_rmspe": float(details["pre_rmspe"]),
+                    "placebo_median_pre_rmspe": placebo_rmspe,
                     "experiment_id": panel.experiment_id,
                 },
             ),
