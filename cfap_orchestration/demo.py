@@ -90,14 +90,34 @@ def summary() -> int:
             f"   claimed conversions {channel_row.claimed:>9,.0f}"
         )
     _print_scorecard(warehouse)
+    _print_power_plan(warehouse)
     return 0
 
 
+def _print_power_plan(warehouse: DuckDBWarehouse) -> None:
+    if not warehouse.table_exists("causal", "geo_test_power_plan"):
+        return
+    plan = warehouse.query("SELECT * FROM causal.geo_test_power_plan ORDER BY start_date")
+    print("Planned geo holdouts (causal.geo_test_power_plan):")
+    for r in plan.itertuples():
+        if r.note:
+            print(f"  {r.experiment_id:<30} {r.note}")
+            continue
+        expected = (
+            f"power {r.power_at_expected:.0%} at the {r.expected_lift:+.1%} "
+            f"{r.expected_from} measured"
+            if r.expected_from
+            else "no earlier readout of this channel"
+        )
+        print(
+            f"  {r.experiment_id:<30} {r.test_days} days, holdout {r.holdout_units}: "
+            f"detects {r.mde_relative:+.1%} ({r.mde_revenue_per_region_day:+,.0f} per "
+            f"region-day); {expected}"
+        )
+
+
 def _print_scorecard(warehouse: DuckDBWarehouse) -> None:
-    tables = warehouse.query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'causal'"
-    )["table_name"].tolist()
-    if "estimates_vs_truth" not in tables:
+    if not warehouse.table_exists("causal", "estimates_vs_truth"):
         print("No causal.estimates_vs_truth yet: the measurement step has not run.")
         return
     scored = warehouse.query(

@@ -51,6 +51,8 @@ class Warehouse(Protocol):
 
     def relation(self, schema: str, table: str) -> str: ...
 
+    def table_exists(self, schema: str, table: str) -> bool: ...
+
 
 def check_frame_partitions(table: str, frame: pd.DataFrame, partitions: Sequence[date]) -> None:
     """Refuse rows outside the partitions being replaced: they would be duplicated or lost."""
@@ -152,6 +154,16 @@ class DuckDBWarehouse:
 
     def relation(self, schema: str, table: str) -> str:
         return f'"{schema}"."{table}"'
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        if not self.path.exists():
+            return False
+        found = self.query(
+            "SELECT count(*) AS n FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        )
+        return bool(found["n"].iloc[0])
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -307,6 +319,15 @@ class BigQueryWarehouse:
 
     def relation(self, schema: str, table: str) -> str:
         return f"`{self.dataset(schema)}.{table}`"
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self._client().get_table(f"{self.dataset(schema)}.{table}")
+        except NotFound:
+            return False
+        return True
 
     @staticmethod
     def _ensure_table(client: Any, target: str, staging: str) -> None:

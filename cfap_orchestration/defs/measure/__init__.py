@@ -9,6 +9,7 @@ from cfap_orchestration.defs.measure.experiments import (
     synthetic_control,
 )
 from cfap_orchestration.defs.measure.journeys import markov_attribution, shapley_attribution
+from cfap_orchestration.defs.measure.planning import geo_test_power_plan
 from cfap_orchestration.defs.measure.scoring import estimates_vs_truth
 
 
@@ -21,6 +22,7 @@ def measure_definitions(*, sandbox: bool) -> dg.Definitions:
         shapley_attribution,
         markov_attribution,
         temporal_effects,
+        geo_test_power_plan,
     ]
     if sandbox:
         assets.append(estimates_vs_truth)

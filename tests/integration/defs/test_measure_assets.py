@@ -165,3 +165,11 @@ def test_an_unknown_experiment_is_a_clear_error(measured: Measured) -> None:
 
     with pytest.raises(ValueError, match="'geo_holdout_nowhere' has no rows"):
         load_geo_panel(measured.warehouse, "geo_holdout_nowhere")
+
+
+def test_planned_tests_get_a_power_plan_or_the_reason_they_cannot(measured: Measured) -> None:
+    plan = measured.warehouse.query("SELECT * FROM causal.geo_test_power_plan")
+    assert {"geo_holdout_meta_2025", "geo_holdout_meta_2027"} <= set(plan["experiment_id"])
+    # Ninety days of history cannot replay a 56-day pre-period plus a 6-week test 40 times.
+    assert plan["note"].str.contains("distinct placebo tests").all()
+    assert plan["mde_relative"].isna().all()
