@@ -99,19 +99,20 @@ def _print_power_plan(warehouse: DuckDBWarehouse) -> None:
         return
     plan = warehouse.query("SELECT * FROM causal.geo_test_power_plan ORDER BY start_date")
     print("Planned geo holdouts (causal.geo_test_power_plan):")
-    for r in plan.itertuples():
-        if r.note:
-            print(f"  {r.experiment_id:<30} {r.note}")
+    for r in plan.to_dict("records"):
+        name = str(r["experiment_id"])
+        if r["note"]:
+            print(f"  {name:<30} {r['note']}")
             continue
         expected = (
-            f"power {r.power_at_expected:.0%} at the {r.expected_lift:+.1%} "
-            f"{r.expected_from} measured"
-            if r.expected_from
+            f"power {r['power_at_expected']:.0%} at the {r['expected_lift']:+.1%} "
+            f"{r['expected_from']} measured"
+            if r["expected_from"]
             else "no earlier readout of this channel"
         )
         print(
-            f"  {r.experiment_id:<30} {r.test_days} days, holdout {r.holdout_units}: "
-            f"detects {r.mde_relative:+.1%} ({r.mde_revenue_per_region_day:+,.0f} per "
+            f"  {name:<30} {r['test_days']} days, holdout {r['holdout_units']}: "
+            f"detects {r['mde_relative']:+.1%} ({r['mde_revenue_per_region_day']:+,.0f} per "
             f"region-day); {expected}"
         )
 

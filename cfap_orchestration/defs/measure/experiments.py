@@ -5,7 +5,7 @@ Each asset reads its panel mart, runs the estimator from `causal/`, writes its r
 the design the way a statistician would before anyone reads the number.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field, field_validator
@@ -84,20 +84,28 @@ def _geo_params(panel: GeoPanel, config: GeoExperimentConfig, method: str) -> di
     }
 
 
+# What every geo readout asset shares: one partition per experiment, over the geo panel.
+GEO_READOUT: dict[str, Any] = {
+    "group_name": "measure",
+    "partitions_def": GEO_EXPERIMENTS,
+    "deps": [GEO_PANEL],
+    "kinds": {"python"},
+    "required_resource_keys": {"warehouse"},
+    "code_version": MODEL_VERSION,
+}
+
+
 @dg.asset(
     key=DID_KEY,
-    group_name="measure",
-    partitions_def=GEO_EXPERIMENTS,
-    deps=[GEO_PANEL],
-    kinds={"python"},
-    required_resource_keys={"warehouse"},
-    code_version=MODEL_VERSION,
+    **GEO_READOUT,
     check_specs=[
         dg.AssetCheckSpec(
             "parallel_pre_trends",
             asset=DID_KEY,
-            description="Holdout and control regions moved together before the "
-            "test (joint test of the event-study leads).",
+            description="Holdout and control regions moved together before the test: "
+            "no linear differential pre-trend (a 1-df test, randomization p-value with "
+            "randomization inference; the joint test of the event-study leads over-rejects "
+            "with few regions and is shown as a diagnostic only).",
         ),
         dg.AssetCheckSpec(
             "design_size",
@@ -166,12 +174,7 @@ def difference_in_differences(
 
 @dg.asset(
     key=SC_KEY,
-    group_name="measure",
-    partitions_def=GEO_EXPERIMENTS,
-    deps=[GEO_PANEL],
-    kinds={"python"},
-    required_resource_keys={"warehouse"},
-    code_version=MODEL_VERSION,
+    **GEO_READOUT,
     check_specs=[
         dg.AssetCheckSpec(
             "pre_period_fit",
