@@ -61,7 +61,7 @@ format: venv
 type-check: venv
 	$(BIN)/mypy
 
-validate: venv
+validate: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 bench: venv
