@@ -3,95 +3,130 @@
 What it estimates
     How much of the target (e.g. weekly net revenue) each paid channel caused, from a time
     series of spend per channel and the target. The model is pymc-marketing's
-    (multidimensional, 0.19) ``MMM`` without panel dims:
+    multidimensional ``MMM`` (0.19; the older ``pymc_marketing.mmm.MMM`` is deprecated
+    there) without panel dims:
 
-    ``y_t = intercept + sum_c beta_c * logistic(lam_c * adstock_c(x_c)_t / max(x_c))
-    + sum_k gamma_k * z_kt / max|z_k| + yearly Fourier terms + noise``
+    ``y_t / max|y| = intercept + sum_c beta_c * logistic(lam_c * adstock_c(x_c / max x_c)_t)
+    + sum_k gamma_k * z_kt + sum_m gamma_m * fourier_m(t) + Normal noise``
 
-    with ``y`` scaled by its maximum absolute value, geometric adstock (weights
-    ``alpha_c ** lag`` normalised to sum to one, lags ``0..adstock_max_lag - 1``), the
-    logistic saturation ``logistic(u) = (1 - exp(-u)) / (1 + exp(-u))`` applied after the
-    adstock, and Normal noise. Controls ``z`` are divided by their maximum absolute value
-    here (pymc-marketing does not scale them) so that their priors read in the same units
-    as the channels'.
+    Geometric adstock: weights ``alpha_c ** lag``, lags ``0..adstock_max_lag - 1``,
+    normalised to sum to one (spend before the first row counts as zero). Logistic
+    saturation after the adstock: ``logistic(u) = (1 - exp(-u)) / (1 + exp(-u))``.
+    Controls ``z`` are centred on their mean and divided by their largest absolute
+    deviation here (pymc-marketing leaves them raw), so each lies in [-1, 1] and its prior
+    reads in scaled target units; centring also decorrelates them from the intercept.
+    Put a trend (e.g. weeks since start) or holiday-share columns in ``controls`` when
+    the baseline moves with them: anything that moves with spend and is left out biases
+    the ROAS (the model has no trend of its own).
 
-Outputs (all in the ORIGINAL target units, per posterior draw, then summarised)
+Outputs (ORIGINAL target units, computed per posterior draw, then summarised)
     * ROAS of a channel = its contribution summed over the data / its spend summed over
-      the data. Carry-over of spend before the first row is not modelled (nothing was
-      observed), and carry-over past the last row is not counted.
-    * Response curve = steady-state contribution per period of a spend level held
-      constant: because the adstock weights sum to one, constant spend ``s`` adstocks to
-      ``s`` and the curve is ``target_scale * beta_c * logistic(lam_c * s / max(x_c))``.
-    * Budget optimisation maximises the posterior mean of the summed steady-state curves
-      subject to the per-period budget and bounds (see :meth:`MMMResult.optimize_budget`).
+      the data (target per unit of spend). Carry-over into the first rows from spend
+      before them, and out of the last rows, is not counted.
+    * Response curve = steady-state contribution per period at a spend level held
+      constant. The adstock weights sum to one, so constant spend ``s`` adstocks to ``s``
+      and the curve is ``max|y| * beta_c * logistic(lam_c * s / max x_c)``.
+    * ``optimize_budget`` splits a per-period budget to maximise the posterior mean
+      response (pymc-marketing's optimiser by default; see the method).
 
-Default priors (``DEFAULT_PRIORS``; override any entry with ``priors=``; keys are
-pymc-marketing ``model_config`` keys). "Scaled" means divided by the largest absolute
-target (for contributions) or by the channel's largest per-period spend (for spend).
+Default priors (``default_priors()``; override any entry with ``priors=``, keys are
+pymc-marketing ``model_config`` keys, values ``pymc_extras.prior.Prior``). Contributions
+are in units of the largest absolute target value ("scaled target"), spend in units of
+the channel's largest per-period spend.
 
-    * ``saturation_beta`` ~ HalfNormal(sigma=1): a channel's ceiling, i.e. the most it
-      could add per period at unlimited spend, as a share of the largest observed
-      target value. sigma=1 says "a channel could plausibly drive up to about a best
-      period's worth of the target", roomy but it rules out a single channel explaining
-      several times the whole business; pymc-marketing's default sigma=2 is twice as
-      loose.
-    * ``saturation_lam`` ~ Gamma(alpha=3, beta=1) (mean 3, 90% in [0.8, 6.3]): how fast
-      the channel saturates. Spending the historical maximum every period reaches
-      ``logistic(lam)`` of the ceiling: 46% at lam=1, 91% at lam=3; i.e. a priori the
-      biggest historical spend level is already well into diminishing returns.
-    * ``adstock_alpha`` ~ Beta(1, 3) (mean 0.25): the share of a period's effect that
-      carries into the next period. Weekly media effects mostly fade within a few weeks.
-    * ``intercept`` ~ Normal(0, 2): the baseline (no media, controls at 0) in scaled
-      target units; the data dominate it.
-    * ``likelihood`` Normal with ``sigma`` ~ HalfNormal(2): period-to-period noise in
-      scaled target units (a loose bound: 2 = twice the largest target value).
-    * ``gamma_control`` ~ Normal(0, 2): the effect of moving a control from 0 to its
-      largest absolute value, in scaled target units.
+    * ``saturation_lam`` ~ Gamma(alpha=3, beta=2): mean 1.5, 90% in [0.4, 3.1]. How
+      quickly a channel saturates: spending the historical maximum every period reaches
+      ``logistic(lam)`` of the channel's ceiling (36% at lam=0.75, 64% at 1.5, 91% at
+      3). CHANGED from pymc-marketing's Gamma(3, 1) (mean 3). Spend rarely goes near zero,
+      so the data pin down the marginal return over the observed spend range, while the
+      average ROAS also depends on how concave the curve is below it, which only the
+      prior (or a lift test) decides. Gamma(3, 1) puts 44% of its mass on "the historical
+      maximum is past 90% of the ceiling", i.e. average returns several times the
+      marginal ones; a steep curve then turns part of the flat baseline into media
+      contribution. On the sandbox brand it put paid search's ROAS at 2.1x the truth.
+      Gamma(3, 2) still allows strong saturation (7% of its mass past 90%) but leans
+      towards moderate curvature: at half the historical maximum, average ROAS is
+      1.03-1.17x the marginal one over its interquartile range (1.13-1.78x under
+      Gamma(3, 1)), the conservative reading when nothing else identifies the curvature.
+      Calibrate with lift tests when you can.
+    * ``saturation_beta`` ~ HalfNormal(sigma=2) (pymc-marketing's default): the
+      channel's ceiling, the most it could add per period at unlimited spend, as a share
+      of the largest observed target value. Roomy (up to ~4 best periods' worth) on
+      purpose: the data, not this prior, should set the level (sigma=1 gave the same
+      answers on the sandbox brand).
+    * ``adstock_alpha`` ~ Beta(1, 3): mean 0.25, the share of a period's effect that
+      carries into the next period (weekly effects mostly fade within a few weeks).
+    * ``intercept`` ~ Normal(0, 2): the baseline (no media, controls at their mean), in
+      scaled target units; the data dominate it.
+    * ``likelihood``: Normal with ``sigma`` ~ HalfNormal(2) (scaled target units; loose).
+    * ``gamma_control`` ~ Normal(0, 2): the effect of moving a control from its mean to
+      its most extreme value, in scaled target units.
     * ``gamma_fourier`` ~ Laplace(0, 1): yearly seasonality amplitudes (scaled target).
-
-    These are pymc-marketing's defaults except ``saturation_beta`` (see above). See the
-    report in the module's tests / README for how they do on the sandbox brand.
 
 Lift tests (``lift_tests=``)
     Experiments calibrate the saturation curve through pymc-marketing's
-    ``add_lift_test_measurements``: for each row the model's lift
-    ``beta * (logistic(lam * (x + delta_x)) - logistic(lam * x))`` (steady state, spend in
-    per-period units) is tied to ``|delta_y|`` by a Gamma likelihood with standard
-    deviation ``sigma``. Columns: ``channel``; ``x`` the channel's spend per period in the
-    business-as-usual arm; ``delta_x`` the change of spend per period in the test arm
-    (test minus usual); ``delta_y`` the change of the target per period it caused (test
-    minus usual, same units and period length as ``target``); ``sigma`` the standard error
-    of ``delta_y``. A holdout that switched ads off has ``delta_x = -x`` (or minus the
-    switched-off part) and ``delta_y < 0``; a spend increase has both positive.
-    ``delta_x`` and ``delta_y`` must have the same sign and be non-zero (the Gamma
-    likelihood cannot express a null or wrong-signed lift).
+    ``add_lift_test_measurements``: per row, the model's steady-state lift
+    ``beta * (logistic(lam * (x + delta_x)) - logistic(lam * x))`` (spend scaled as
+    above, no adstock) is tied to ``|delta_y|`` by a Normal likelihood with standard
+    deviation ``sigma`` (``lift_likelihood="normal"``, the default): an experiment's
+    estimate is close to normal around the true lift, with its standard error.
+    pymc-marketing's default is a Gamma with mean the model's lift and sd ``sigma``; when
+    ``sigma`` is a large share of the readout (40-60% for a month-long geo test of a small
+    channel) its likelihood of the model's lift peaks well above the readout (+21% at
+    54%, +26% at 63%), so a noisy test inflates the channel's ROAS.
+    ``lift_likelihood="gamma"`` keeps pymc-marketing's.
+    Columns, all per period of the data (per week for weekly data):
+
+    * ``channel``; ``x``: the channel's spend per period in the business-as-usual arm;
+    * ``delta_x``: spend per period in the test arm minus ``x``;
+    * ``delta_y``: target per period in the test arm minus business-as-usual (what the
+      experiment measured, in the target's units); ``sigma``: its standard error.
+
+    Signs: a holdout that switched ads off has ``delta_x < 0`` and ``delta_y < 0``; a
+    spend increase has both positive. They must share a sign and be non-zero
+    (pymc-marketing compares absolute lifts, so a wrong-signed readout would count as a
+    lift of the right sign). A GEO holdout that switched
+    the channel off in geos holding a share ``p`` of its spend measures the whole curve
+    of those geos, not a national marginal change: if response scales with geo size,
+    enter it as ``x`` = national spend, ``delta_x = -x``, ``delta_y`` = (revenue lost
+    per period in the holdout geos) / p and ``sigma`` / p. Entering it as
+    ``delta_x = -p * x`` would read the holdout's average return as the national
+    marginal return and inflate the curve.
 
 Inference
-    NUTS via pymc-marketing's ``fit`` (``sampler`` = "pymc", "nutpie" or "numpyro", passed
-    as ``nuts_sampler``). Intervals are 94% highest-density intervals of the posterior
-    draws (pymc-marketing's and ArviZ's convention). ``diagnostics()`` reports R-hat and
-    bulk ESS over the sampled parameters and the number of divergences: check them
-    before using the estimates.
+    NUTS, by default numpyro's (JAX; chains in parallel, one XLA CPU device each) on the
+    same posterior in "level" coordinates (``causal.mmm_sampling``): the intercept and the
+    channel ceilings trade off along a narrow ridge that the model's own coordinates make
+    NUTS crawl along, and diverge at; in level coordinates it mixes at several times the
+    effective samples per second of pymc-marketing's default sampler on the same model
+    (``benchmarks/mmm_sampling.py``). ``sampler`` "nutpie" and "pymc" (PyMC's NUTS, here
+    with a dense mass matrix, ``init="jitter+adapt_full"``: log-beta and log-lam stay
+    ~ -0.99 correlated, as the data identify their product's slope far better than
+    either) and ``parameterisation="model"`` are there to compare. Target acceptance
+    0.9. Intervals are 94% highest-density intervals of the draws (pymc-marketing's and
+    ArviZ's convention). ``diagnostics()`` reports R-hat, bulk/tail ESS over the sampled
+    parameters and the number of divergences: check them before using the numbers.
 
 Input rules (``ValueError`` otherwise)
-    Channels, target and controls numeric without NaN; spend non-negative and not all
-    zero per channel; dates unique and equally spaced, daily or weekly; the target not
-    constant; at least ``adstock_max_lag + 20`` rows (the first ``adstock_max_lag``
-    periods lack their carry-over history, and about 20 more are the least that
-    separates two or three channels from the baseline and seasonality in practice).
+    Channel, target and control columns numeric without NaN; spend non-negative and not
+    all zero in any channel; dates parseable, unique and equally spaced, daily or weekly;
+    target and controls not constant; at least ``adstock_max_lag + 20`` rows (the first
+    ``adstock_max_lag`` periods lack their carry-over history, and some 20 more are the
+    least that separates a couple of channels from the baseline, trend and seasonality;
+    expect wide intervals near that floor: two to three years of weekly data is usual).
 
 pymc, pymc-marketing and arviz are imported inside the functions, so importing this
-module stays light (the Dagster code location loads it).
+module stays light (the Dagster code location imports it).
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
-import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +141,7 @@ from cfap_orchestration.causal._validation import (
     require_numeric,
     require_variance,
 )
+from cfap_orchestration.causal.mmm_sampling import PARAMETERISATIONS, sample_mmm
 
 if TYPE_CHECKING:
     import arviz as az
@@ -128,8 +164,14 @@ PRIOR_KEYS = (
     "saturation_beta",
 )
 LIFT_TEST_COLUMNS = ("channel", "x", "delta_x", "delta_y", "sigma")
+LIFT_LIKELIHOODS = ("normal", "gamma")
+_DEFAULT_DIMS = {
+    "gamma_control": ("control",),
+    "gamma_fourier": ("fourier_mode",),
+    "likelihood": ("date",),
+}
 _ATTRS_KEY = "cfap_mmm"
-_PERIOD_DAYS = {1: "daily", 7: "weekly"}
+_PERIOD_DAYS = (1, 7)  # daily or weekly data
 
 
 def default_priors() -> dict[str, Any]:
@@ -193,8 +235,10 @@ def _check_names(
         raise ValueError(
             f"column(s) {duplicated} used more than once among date/target/channels/controls"
         )
-    if "y" in [*channels, *controls]:
-        raise ValueError("a channel or control may not be named 'y' (pymc-marketing reserves it)")
+    if "y" in [date, *channels, *controls]:
+        raise ValueError(
+            "the date, a channel or a control may not be named 'y' (pymc-marketing reserves it)"
+        )
     require_columns(df, names, what="MMM data")
 
 
@@ -276,6 +320,24 @@ def _check_priors(priors: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(priors)
 
 
+def _with_default_dims(priors: dict[str, Any]) -> dict[str, Any]:
+    """Give dimension-less user priors their dims (pymc-marketing would share one value)."""
+    out = {}
+    for key, prior in priors.items():
+        dims = _DEFAULT_DIMS.get(key)
+        if dims and hasattr(prior, "dims") and not prior.dims:
+            prior = copy.deepcopy(prior)
+            prior.dims = dims
+        out[key] = prior
+    return out
+
+
+def _lift_likelihood(name: str) -> Any:
+    import pymc.dims as pmd
+
+    return {"normal": pmd.Normal, "gamma": pmd.Gamma}[name]
+
+
 def _check_lift_tests(lift_tests: pd.DataFrame, channels: Sequence[str]) -> pd.DataFrame:
     lift = require_frame(lift_tests, what="lift_tests")
     require_columns(lift, LIFT_TEST_COLUMNS, what="lift_tests")
@@ -297,7 +359,8 @@ def _check_lift_tests(lift_tests: pd.DataFrame, channels: Sequence[str]) -> pd.D
     if (np.sign(lift["delta_x"]) != np.sign(lift["delta_y"])).any():
         raise ValueError(
             "lift_tests: delta_y must have the sign of delta_x (less spend, less revenue); "
-            "a null or wrong-signed lift cannot be used with the Gamma lift likelihood"
+            "pymc-marketing compares absolute lifts, so a null or wrong-signed lift would count "
+            "as one of the right sign"
         )
     return lift
 
@@ -363,11 +426,14 @@ def fit_mmm(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 2,
-    sampler: str = "pymc",
+    sampler: str = "numpyro",
+    parameterisation: str = "level",
     random_seed: int = 0,
     priors: Mapping[str, Any] | None = None,
     lift_tests: pd.DataFrame | None = None,
+    lift_likelihood: str = "normal",
     progressbar: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> MMMResult:
     """Fit a Bayesian media-mix model (geometric adstock + logistic saturation).
 
@@ -378,9 +444,9 @@ def fit_mmm(
         (non-negative, in money), the target (e.g. net revenue in the same money) and any
         controls.
     date, channels, target, controls
-        Column names. Controls enter linearly after division by their maximum absolute
-        value; add e.g. a trend (``weeks since start``) or holiday-share columns here when
-        the baseline moves with them: anything left out that moves with spend biases ROAS.
+        Column names. Controls enter linearly, centred and scaled into [-1, 1]; add e.g. a
+        trend (weeks since start) or holiday-share columns when the baseline moves with
+        them: anything left out that moves with spend biases the ROAS.
     adstock_max_lag
         Number of periods (lags ``0..adstock_max_lag - 1``) in the geometric carry-over.
     yearly_seasonality
@@ -388,8 +454,15 @@ def fit_mmm(
     draws, tune, chains, random_seed, progressbar
         NUTS settings: draws kept per chain, tuning steps per chain, chains, seed.
     sampler
-        ``"pymc"`` (pymc-marketing's default NUTS), ``"nutpie"`` or ``"numpyro"``; the
-        latter two need their packages installed.
+        NUTS implementation: ``"numpyro"`` (the default; JAX, chains in parallel on the
+        CPU cores), ``"nutpie"`` or ``"pymc"`` (PyMC's own, with a dense mass matrix).
+    parameterisation
+        ``"level"`` (the default): sample the same posterior in better-scaled coordinates
+        (``cfap_orchestration.causal.mmm_sampling``), which on weekly data mixes several
+        times faster and without the divergences of the model's own; ``"model"``: the
+        model's own coordinates, as pymc-marketing's ``fit`` samples them.
+    log
+        Called with a line of progress before and after sampling (e.g. a run logger).
     priors
         pymc-marketing ``model_config`` entries (``pymc_extras.prior.Prior``) overriding
         ``default_priors()`` key by key; allowed keys are ``PRIOR_KEYS``.
@@ -402,12 +475,11 @@ def fit_mmm(
     MMMResult
         Posterior draws and summaries: ``channel_roas()``, ``contributions()``,
         ``response_curves()``, ``diagnostics()``, ``optimize_budget()``, ``save()``.
-        ROAS and contributions are in the target's units; ROAS is target per unit of spend.
+        ROAS and contributions are in the target's units; ROAS is target per unit of spend
+        (> 0 by construction: the saturation curve is increasing). ``meta`` records the
+        settings and ``sampling_seconds`` (wall time of the sampling: building and
+        compiling the sampler's graph, NUTS, and the deterministics).
     """
-    if isinstance(controls, str) or isinstance(channels, str):
-        raise ValueError("channels and controls must be lists of column names, not a single string")
-    controls = list(controls)
-    channels = list(channels)
     _check_settings(
         adstock_max_lag=adstock_max_lag,
         yearly_seasonality=yearly_seasonality,
@@ -416,7 +488,96 @@ def fit_mmm(
         chains=chains,
     )
     _check_sampler(sampler)
-    user_priors = _check_priors(priors)
+    if parameterisation not in PARAMETERISATIONS:
+        raise ValueError(
+            f"parameterisation must be one of {list(PARAMETERISATIONS)}, got {parameterisation!r}"
+        )
+    spec = build_mmm(
+        df,
+        date=date,
+        channels=channels,
+        target=target,
+        controls=controls,
+        adstock_max_lag=adstock_max_lag,
+        yearly_seasonality=yearly_seasonality,
+        priors=priors,
+        lift_tests=lift_tests,
+        lift_likelihood=lift_likelihood,
+    )
+    started = time.perf_counter()
+    sample_mmm(
+        spec.model,
+        spec.prepared.X,
+        spec.prepared.y,
+        sampler=sampler,
+        parameterisation=parameterisation,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=random_seed,
+        target_accept=TARGET_ACCEPT,
+        progressbar=progressbar,
+        log=log,
+    )
+    meta = {
+        **spec.meta,
+        "sampler": sampler,
+        "parameterisation": parameterisation,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "random_seed": random_seed,
+        "sampling_seconds": time.perf_counter() - started,
+    }
+    return MMMResult(idata=spec.model.idata, meta=meta, model=spec.model)
+
+
+@dataclass
+class MMMSpec:
+    """A built, unfitted pymc-marketing ``MMM`` with the data it was built on.
+
+    ``prepared.X`` / ``prepared.y`` are what the model is fitted to (controls scaled);
+    ``meta`` records the columns, scales and priors for :class:`MMMResult`.
+    """
+
+    model: Any
+    prepared: _Prepared
+    meta: dict[str, Any]
+
+
+def build_mmm(
+    df: pd.DataFrame,
+    *,
+    date: str,
+    channels: Sequence[str],
+    target: str,
+    controls: Sequence[str] = (),
+    adstock_max_lag: int = 8,
+    yearly_seasonality: int = 2,
+    priors: Mapping[str, Any] | None = None,
+    lift_tests: pd.DataFrame | None = None,
+    lift_likelihood: str = "normal",
+) -> MMMSpec:
+    """Check the inputs and build the model :func:`fit_mmm` samples (same arguments).
+
+    For sampling it another way, e.g. with pymc-marketing's own ``fit``, as the sampling
+    benchmark does for its baseline.
+    """
+    if isinstance(controls, str) or isinstance(channels, str):
+        raise ValueError("channels and controls must be lists of column names, not a single string")
+    controls, channels = list(controls), list(channels)
+    _check_settings(
+        adstock_max_lag=adstock_max_lag,
+        yearly_seasonality=yearly_seasonality,
+        draws=1,
+        tune=0,
+        chains=1,
+    )
+    if lift_likelihood not in LIFT_LIKELIHOODS:
+        raise ValueError(
+            f"lift_likelihood must be one of {list(LIFT_LIKELIHOODS)}, got {lift_likelihood!r}"
+        )
+    user_priors = _with_default_dims(_check_priors(priors))
     prepared = _prepare(
         df,
         date=date,
@@ -426,6 +587,7 @@ def fit_mmm(
         adstock_max_lag=adstock_max_lag,
     )
     lift = _check_lift_tests(lift_tests, channels) if lift_tests is not None else None
+    all_priors = {**default_priors(), **user_priors}
     model = _build_model(
         prepared,
         date=date,
@@ -433,27 +595,10 @@ def fit_mmm(
         controls=controls,
         adstock_max_lag=adstock_max_lag,
         yearly_seasonality=yearly_seasonality,
-        priors={**default_priors(), **user_priors},
+        priors=all_priors,
     )
     if lift is not None:
-        model.add_lift_test_measurements(lift)
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        model.fit(
-            prepared.X,
-            prepared.y,
-            progressbar=progressbar,
-            random_seed=random_seed,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            nuts_sampler=sampler,
-            target_accept=TARGET_ACCEPT,
-            cores=min(chains, os.cpu_count() or 1),
-            init="jitter+adapt_full",
-        )
-    seconds = time.perf_counter() - started
+        model.add_lift_test_measurements(lift, dist=_lift_likelihood(lift_likelihood))
     meta = {
         "date": date,
         "channels": channels,
@@ -463,17 +608,12 @@ def fit_mmm(
         "adstock_max_lag": adstock_max_lag,
         "yearly_seasonality": yearly_seasonality,
         "period_days": prepared.period_days,
-        "sampler": sampler,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "random_seed": random_seed,
-        "sampling_seconds": seconds,
         "n_lift_tests": 0 if lift is None else len(lift),
+        "lift_likelihood": lift_likelihood,
         "free_variables": [rv.name for rv in model.model.free_RVs],
-        "priors": {k: str(v) for k, v in {**default_priors(), **user_priors}.items()},
+        "priors": {k: str(v) for k, v in all_priors.items()},
     }
-    return MMMResult(idata=model.idata, meta=meta, model=model)
+    return MMMSpec(model=model, prepared=prepared, meta=meta)
 
 
 def _build_model(
@@ -539,7 +679,8 @@ class MMMResult:
 
     @property
     def target_scale(self) -> float:
-        return float(self.idata["constant_data"]["target_scale"].to_numpy())
+        # a scalar with pymc; nutpie stores it with a length-one dim
+        return float(self.idata["constant_data"]["target_scale"].to_numpy().reshape(-1)[0])
 
     @property
     def channel_scale(self) -> np.ndarray:
@@ -711,7 +852,10 @@ class MMMResult:
           optimum is unique). No ramp-up or tail: the limit of the first for a long
           horizon. It needs no pymc and is faster.
 
-        The two agree to about ``adstock_max_lag / horizon`` of the budget.
+        The two agree to about ``adstock_max_lag / horizon`` of the budget. The curves are
+        informed by the data only over the observed spend range (and by lift tests);
+        beyond it they are the priors' extrapolation, so pass ``bounds`` near that range
+        unless experiments cover the rest.
 
         Returns columns ``channel, current_spend`` (mean per period over the data),
         ``optimal_spend``, ``expected_contribution`` (posterior mean steady-state

@@ -326,7 +326,8 @@ def test_hdi_matches_arviz() -> None:
 def test_import_does_not_load_pymc() -> None:
     code = (
         "import sys, cfap_orchestration.causal.mmm\n"
-        "heavy = [m for m in ('pymc', 'pymc_marketing', 'arviz', 'pytensor', 'pymc_extras')"
+        "heavy = [m for m in ('pymc', 'pymc_marketing', 'arviz', 'pytensor', 'pymc_extras',"
+        " 'jax', 'numpyro')"
         " if m in sys.modules]\n"
         "print(heavy)\n"
         "sys.exit(1 if heavy else 0)\n"
@@ -383,6 +384,7 @@ def _with(frame: pd.DataFrame, column: str, row: int, value: Any) -> pd.DataFram
         (lambda f: f, {"channels": ["tv", "tv"]}, "more than once"),
         (lambda f: f.rename(columns={"tv": "y"}), {"channels": ["y", "search"]}, "'y'"),
         (lambda f: f, {"sampler": "metropolis"}, "sampler must be one of"),
+        (lambda f: f, {"parameterisation": "polar"}, "parameterisation must be one of"),
         (lambda f: f, {"draws": 0}, "draws must be an integer"),
         (lambda f: f, {"adstock_max_lag": 0}, "adstock_max_lag"),
         (lambda f: f, {"yearly_seasonality": -1}, "yearly_seasonality"),
@@ -437,3 +439,19 @@ def test_missing_sampler_package_is_named(
     monkeypatch.setattr(mmm_module.importlib.util, "find_spec", fake_find_spec)
     with pytest.raises(ValueError, match=f"pip install {package}"):
         _fit(data[0], sampler=sampler)
+
+
+def test_dimensionless_user_priors_get_their_dims() -> None:
+    """Without dims pymc-marketing would give every control one shared coefficient."""
+    from pymc_extras.prior import Prior
+
+    user = {
+        "gamma_control": Prior("Normal", mu=0, sigma=1),
+        "likelihood": Prior("StudentT", nu=5, sigma=Prior("HalfNormal", sigma=1)),
+        "saturation_lam": Prior("Gamma", alpha=2, beta=1),
+    }
+    fixed = mmm_module._with_default_dims(user)
+    assert fixed["gamma_control"].dims == ("control",)
+    assert fixed["likelihood"].dims == ("date",)
+    assert fixed["saturation_lam"] is user["saturation_lam"]  # pymc-marketing fills these
+    assert not user["gamma_control"].dims  # the caller's object is left alone
