@@ -11,6 +11,8 @@ import argparse
 import sys
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from cfap_orchestration.defs.ingest.raw_tables import RAW_TABLES
 from cfap_orchestration.settings import get_settings
 from cfap_orchestration.warehouse import DuckDBWarehouse
@@ -90,8 +92,46 @@ def summary() -> int:
             f"   claimed conversions {channel_row.claimed:>9,.0f}"
         )
     _print_scorecard(warehouse)
+    _print_media_mix(warehouse)
     _print_power_plan(warehouse)
     return 0
+
+
+def _print_media_mix(warehouse: DuckDBWarehouse) -> None:
+    if not warehouse.table_exists("causal", "mmm_budget_plan"):
+        return
+    roas = warehouse.query(
+        "SELECT r.subject, r.model_name, r.effect, r.ci_lower, r.ci_upper, t.true_value "
+        "FROM causal.lift_analysis_results AS r LEFT JOIN causal.estimates_vs_truth AS t "
+        "ON t.model_name = 'media_mix_model' AND t.subject = r.subject "
+        "WHERE r.model_name LIKE 'media_mix_model%' AND r.metric = 'roas' "
+        "ORDER BY r.subject, r.model_name"
+    )
+    print("Media-mix ROAS, 94% HDI (mean vs truth), with and without the geo tests:")
+    print(f"  {'channel':<14}{'calibrated':<36}{'uncalibrated':<36}truth")
+    for channel, rows in roas.groupby("subject", sort=True):
+        cells: dict[str, str] = {}
+        truth = float(rows["true_value"].iloc[0])
+        for r in rows.to_dict("records"):
+            effect = float(r["effect"])
+            off = f" ({effect / truth - 1:+.0%})" if np.isfinite(truth) else ""
+            cells[str(r["model_name"])] = (
+                f"{effect:.2f} [{float(r['ci_lower']):.2f}, {float(r['ci_upper']):.2f}]{off}"
+            )
+        print(
+            f"  {channel!s:<14}{cells.get('media_mix_model', '-'):<36}"
+            f"{cells.get('media_mix_model_uncalibrated', '-'):<36}"
+            f"{f'{truth:.3f}' if np.isfinite(truth) else '-'}"
+        )
+    plan = warehouse.query("SELECT * FROM causal.mmm_budget_plan ORDER BY channel")
+    gain = float(plan["expected_contribution"].sum() - plan["current_contribution"].sum())
+    print(f"Weekly budget plan (causal.mmm_budget_plan), expected revenue {gain:+,.0f} a week:")
+    for p in plan.to_dict("records"):
+        print(
+            f"  {p['channel']!s:<14}spend {p['current_spend']:>9,.0f} -> "
+            f"{p['optimal_spend']:>9,.0f}   revenue {p['current_contribution']:>9,.0f} -> "
+            f"{p['expected_contribution']:>9,.0f} [{p['hdi_low']:,.0f}, {p['hdi_high']:,.0f}]"
+        )
 
 
 def _print_power_plan(warehouse: DuckDBWarehouse) -> None:

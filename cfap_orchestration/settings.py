@@ -43,6 +43,11 @@ class Settings:
         return self.home / "warehouse.duckdb"
 
     @property
+    def models_dir(self) -> Path:
+        """Saved model artifacts (the media-mix model's posterior), one folder per fit."""
+        return self.home / "models"
+
+    @property
     def landing_dir(self) -> Path:
         return self.home / "landing"
 

@@ -86,11 +86,90 @@ def effects_png(effects: pd.DataFrame, *, label: str, title: str) -> bytes:
     axis = figure.subplots()
     y = np.arange(len(effects))
     effect = effects["effect"].to_numpy(dtype=float)
-    xerr = [effect - effects["ci_lower"].to_numpy(dtype=float),
-            effects["ci_upper"].to_numpy(dtype=float) - effect]  # fmt: skip
+    xerr = [
+        effect - effects["ci_lower"].to_numpy(dtype=float),
+        effects["ci_upper"].to_numpy(dtype=float) - effect,
+    ]
     axis.errorbar(effect, y, xerr=xerr, fmt="o", capsize=3, color="#1f4e79")
     axis.axvline(0, color="grey", linewidth=0.8)
     axis.set_yticks(y, effects[label], fontsize=8)
     axis.set_xlabel("relative effect")
     axis.set_title(title, fontsize=10)
+    return _png(figure)
+
+
+def contributions_png(contributions: pd.DataFrame, *, title: str) -> bytes:
+    """Each channel's contribution per period over time (posterior mean and 94% HDI)."""
+    figure = Figure(figsize=(7, 3.4))
+    axis = figure.subplots()
+    for channel, rows in contributions.groupby("channel"):
+        dates = pd.to_datetime(rows["date"])
+        axis.plot(dates, rows["mean"], linewidth=1, label=str(channel))
+        axis.fill_between(dates, rows["hdi_low"], rows["hdi_high"], alpha=0.2)
+    axis.set_ylabel("contribution per period")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
+    figure.autofmt_xdate()
+    return _png(figure)
+
+
+def roas_png(roas: pd.DataFrame, *, title: str) -> bytes:
+    """ROAS per channel and model variant with intervals (and the truth when known).
+
+    `roas`: channel, variant, mean, hdi_low, hdi_high and optionally true_roas.
+    """
+    figure = Figure(figsize=(7, 3.2))
+    axis = figure.subplots()
+    variants = list(dict.fromkeys(roas["variant"]))
+    channels = list(dict.fromkeys(roas["channel"]))
+    width = 0.8 / len(variants)
+    for i, variant in enumerate(variants):
+        rows = roas[roas["variant"] == variant].set_index("channel").loc[channels]
+        x = np.arange(len(channels)) + i * width
+        mean = rows["mean"].to_numpy(dtype=float)
+        err = [
+            mean - rows["hdi_low"].to_numpy(dtype=float),
+            rows["hdi_high"].to_numpy(dtype=float) - mean,
+        ]
+        axis.errorbar(x, mean, yerr=err, fmt="o", capsize=4, label=str(variant))
+    if "true_roas" in roas.columns:
+        truth = roas.drop_duplicates("channel").set_index("channel").loc[channels, "true_roas"]
+        axis.scatter(
+            np.arange(len(channels)) + width * (len(variants) - 1) / 2,
+            truth,
+            marker="x",
+            color="black",
+            zorder=3,
+            label="truth",
+        )
+    axis.set_xticks(np.arange(len(channels)) + width * (len(variants) - 1) / 2, channels)
+    axis.set_ylabel("ROAS")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
+    return _png(figure)
+
+
+def response_curves_png(curves: pd.DataFrame, current: pd.DataFrame, *, title: str) -> bytes:
+    """Steady-state response per channel, with current and planned spend marked.
+
+    `curves`: channel, spend, mean, hdi_low, hdi_high; `current`: channel, current_spend,
+    optimal_spend.
+    """
+    figure = Figure(figsize=(7, 3.4))
+    axis = figure.subplots()
+    for channel, rows in curves.groupby("channel"):
+        line = axis.plot(rows["spend"], rows["mean"], linewidth=1.2, label=str(channel))[0]
+        axis.fill_between(
+            rows["spend"], rows["hdi_low"], rows["hdi_high"], alpha=0.15, color=line.get_color()
+        )
+        plan = current[current["channel"] == channel]
+        for column, marker in (("current_spend", "o"), ("optimal_spend", "*")):
+            if len(plan):
+                spend = float(plan[column].iloc[0])
+                y = float(np.interp(spend, rows["spend"], rows["mean"]))
+                axis.scatter([spend], [y], marker=marker, s=60, color=line.get_color(), zorder=3)
+    axis.set_xlabel("spend per period (o current, * planned)")
+    axis.set_ylabel("contribution per period")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
     return _png(figure)

@@ -208,14 +208,11 @@ def registry_frame(
     return CAUSAL_MODEL_REGISTRY.conform(pd.DataFrame([record]))
 
 
-def write_study(
-    warehouse: Warehouse,
-    *,
-    model_name: str,
-    results: pd.DataFrame,
-    registry: pd.DataFrame,
+def write_results(
+    warehouse: Warehouse, *, model_name: str, results: pd.DataFrame, by_metric: bool = False
 ) -> None:
-    """Replace this model's rows for these subjects, and its registry row for these params."""
+    """Replace this model's `lift_analysis_results` rows for the subjects in `results`
+    (with `by_metric`, only those of its metrics: for models published by several assets)."""
     if results.empty:
         raise ValueError(f"{model_name}: the study produced no estimates to write")
     table = LIFT_ANALYSIS_RESULTS
@@ -224,13 +221,56 @@ def write_study(
         table.name,
         table.conform(results),
         column_types=table.column_types(warehouse.dialect),
-        match={"model_name": [model_name], "subject": sorted(set(results["subject"]))},
+        match={
+            "model_name": [model_name],
+            "subject": sorted(set(results["subject"])),
+            **({"metric": sorted(set(results["metric"]))} if by_metric else {}),
+        },
     )
-    registry_table = CAUSAL_MODEL_REGISTRY
+
+
+def register_fit(warehouse: Warehouse, registry: pd.DataFrame) -> None:
+    """Replace the registry rows of these models' fits with these parameters."""
+    table = CAUSAL_MODEL_REGISTRY
     warehouse.replace_rows(
-        registry_table.schema,
-        registry_table.name,
-        registry_table.conform(registry),
-        column_types=registry_table.column_types(warehouse.dialect),
-        match={"model_name": [model_name], "params_hash": list(registry["params_hash"])},
+        table.schema,
+        table.name,
+        table.conform(registry),
+        column_types=table.column_types(warehouse.dialect),
+        match={
+            "model_name": sorted(set(registry["model_name"])),
+            "params_hash": list(registry["params_hash"]),
+        },
     )
+
+
+def write_study(
+    warehouse: Warehouse,
+    *,
+    model_name: str,
+    results: pd.DataFrame,
+    registry: pd.DataFrame,
+) -> None:
+    """Replace this model's rows for these subjects, and its registry row for these params."""
+    write_results(warehouse, model_name=model_name, results=results)
+    register_fit(warehouse, registry)
+
+
+def latest_fit(
+    warehouse: Warehouse, model_name: str, *, converged_only: bool = False
+) -> dict[str, Any]:
+    """The most recent registry row of a model (with `converged_only`, of a converged fit:
+    diagnostics `converged` true); an error naming the model when there is none."""
+    table = CAUSAL_MODEL_REGISTRY
+    if not warehouse.table_exists(table.schema, table.name):
+        raise ValueError(f"{model_name} has never been fitted: causal_model_registry is empty")
+    rows = warehouse.query(
+        f"SELECT * FROM {warehouse.relation(table.schema, table.name)} WHERE model_name = ? "
+        "ORDER BY fitted_at DESC",
+        [model_name],
+    )
+    for row in rows.to_dict("records"):
+        if not converged_only or json.loads(row["diagnostics"]).get("converged") is True:
+            return {str(k): v for k, v in row.items()}
+    which = "a converged fit" if converged_only else "a fit"
+    raise ValueError(f"{model_name} has no {which} in causal_model_registry yet")

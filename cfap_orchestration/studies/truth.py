@@ -91,6 +91,15 @@ def attribution_truth(world: SandboxWorld, start: date, end: date) -> pd.DataFra
     )
 
 
+def roas_truth(world: SandboxWorld, start: date, end: date) -> pd.DataFrame:
+    """Each paid channel's true ROAS over the range: net revenue it caused per unit spend."""
+    daily = world.channel_daily(start, end)
+    paid = daily[daily["spend_usd"] > 0].groupby("channel")[["incremental_revenue", "spend_usd"]]
+    totals = paid.sum()
+    roas = totals["incremental_revenue"] * NET_REVENUE_SHARE / totals["spend_usd"]
+    return pd.DataFrame({"subject": roas.index, "metric": "roas", "true_value": roas.to_numpy()})
+
+
 def calendar_truth(
     world: SandboxWorld, calendar: pd.DataFrame, ar_coefficients: list[float]
 ) -> pd.DataFrame:
@@ -223,6 +232,19 @@ def estimates_vs_truth(
                 attribution_truth(world, first, last),
                 unit="share of conversions",
                 truth_label="causal share (Shapley of the true game / true removal effect)",
+            )
+        )
+    media_mix = results[
+        (results["model_name"] == "media_mix_model") & (results["metric"] == "roas")
+    ]
+    if not media_mix.empty:
+        first, last = _date_range(media_mix)
+        frames.append(
+            score(
+                _estimates(media_mix),
+                roas_truth(world, first, last),
+                unit="revenue per unit of spend (94% HDI)",
+                truth_label="net revenue the channel caused / its spend",
             )
         )
     calendar_rows = results[results["model_name"] == "temporal_effects"]

@@ -9,6 +9,13 @@ from cfap_orchestration.defs.measure.experiments import (
     synthetic_control,
 )
 from cfap_orchestration.defs.measure.journeys import markov_attribution, shapley_attribution
+from cfap_orchestration.defs.measure.media_mix import (
+    MEDIA_MIX_ASSETS,
+    mmm_budget_plan,
+    mmm_channel_roas,
+    mmm_contributions,
+    mmm_fit,
+)
 from cfap_orchestration.defs.measure.planning import geo_test_power_plan
 from cfap_orchestration.defs.measure.scoring import estimates_vs_truth
 
@@ -23,7 +30,18 @@ def measure_definitions(*, sandbox: bool) -> dg.Definitions:
         markov_attribution,
         temporal_effects,
         geo_test_power_plan,
+        mmm_fit,
+        mmm_channel_roas,
+        mmm_contributions,
+        mmm_budget_plan,
     ]
     if sandbox:
         assets.append(estimates_vs_truth)
-    return dg.Definitions(assets=assets)
+    weekly_refit = dg.ScheduleDefinition(
+        name="mmm_weekly_refit",
+        cron_schedule="0 6 * * 1",  # Mondays 06:00, after the weekend's data has landed
+        execution_timezone="UTC",
+        target=dg.AssetSelection.assets(*MEDIA_MIX_ASSETS),
+        description="Refit the media-mix model on the latest weeks and republish its outputs.",
+    )
+    return dg.Definitions(assets=assets, schedules=[weekly_refit])

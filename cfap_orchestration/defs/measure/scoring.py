@@ -18,6 +18,7 @@ MEASURE_ASSETS = [
         "shapley_attribution",
         "markov_attribution",
         "temporal_effects",
+        "mmm_channel_roas",
     )
 ]
 
