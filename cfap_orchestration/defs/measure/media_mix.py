@@ -254,13 +254,24 @@ def _sandbox_roas(params: dict[str, Any]) -> pd.DataFrame | None:
     return truth.rename(columns={"subject": "channel", "true_value": "true_roas"})
 
 
-@dg.asset(
-    key=ROAS_KEY,
-    group_name="measure",
-    deps=[FIT_KEY],
-    kinds={"python"},
-    required_resource_keys={"warehouse"},
-    code_version=MODEL_VERSION,
+def _published_from_fit(
+    key: dg.AssetKey, *, description: str, check_specs: list[dg.AssetCheckSpec] | None = None
+) -> Any:
+    """An asset that publishes from the latest converged fits of `causal/mmm_fit`."""
+    return dg.asset(
+        key=key,
+        group_name="measure",
+        deps=[FIT_KEY],
+        kinds={"python"},
+        required_resource_keys={"warehouse"},
+        code_version=MODEL_VERSION,
+        check_specs=check_specs,
+        description=description,
+    )
+
+
+@_published_from_fit(
+    ROAS_KEY,
     check_specs=[
         dg.AssetCheckSpec(
             "truth_inside_interval",
@@ -336,13 +347,8 @@ def mmm_channel_roas(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(
-    key=CONTRIBUTIONS_KEY,
-    group_name="measure",
-    deps=[FIT_KEY],
-    kinds={"python"},
-    required_resource_keys={"warehouse"},
-    code_version=MODEL_VERSION,
+@_published_from_fit(
+    CONTRIBUTIONS_KEY,
     description=(
         "Revenue each paid channel caused over the modelled weeks (calibrated model: "
         "posterior mean and 94% HDI of the total), and its contribution week by week."
@@ -418,13 +424,8 @@ class BudgetConfig(dg.Config):
     )
 
 
-@dg.asset(
-    key=BUDGET_KEY,
-    group_name="measure",
-    deps=[FIT_KEY],
-    kinds={"python"},
-    required_resource_keys={"warehouse"},
-    code_version=MODEL_VERSION,
+@_published_from_fit(
+    BUDGET_KEY,
     description=(
         "The weekly budget split across paid channels that maximises expected revenue under "
         "the calibrated model's response curves, against the current split: expected "

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 import dagster as dg
 import pytest
-from tests_support import SANDBOX_ENV
+from tests_support import asset_job, sandbox_marts
 
 from cfap_orchestration.defs.measure.partitions import register_geo_experiments
-from cfap_orchestration.settings import get_settings
 from cfap_orchestration.warehouse import DuckDBWarehouse
 
 # The 2025 Google Ads holdout runs 2025-04-07..2025-05-04, after a 56-day pre-period.
@@ -37,33 +36,17 @@ class Measured:
     rest: dg.ExecuteInProcessResult
 
 
-def _job(defs: dg.Definitions) -> dg.JobDefinition:
-    return defs.resolve_implicit_global_asset_job_def()
-
-
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Measured]:
-    from cfap_orchestration.definitions import defs as build_defs
-
     home = tmp_path_factory.mktemp("cfap")
-    with pytest.MonkeyPatch.context() as mp, dg.instance_for_test() as instance:
-        for key, value in {**SANDBOX_ENV, "CFAP_HOME": str(home)}.items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        defs = build_defs()
+    with sandbox_marts(home, *RANGE) as (defs, instance):
         graph = defs.resolve_asset_graph()
-        upstream = [k for k in graph.get_all_asset_keys() if k.path[0] != "causal"]
-        tags = {
-            "dagster/asset_partition_range_start": RANGE[0],
-            "dagster/asset_partition_range_end": RANGE[1],
-        }
-        _job(defs).execute_in_process(instance=instance, tags=tags, asset_selection=upstream)
         warehouse = DuckDBWarehouse(home / "warehouse.duckdb")
         registered = register_geo_experiments(instance, warehouse)
-        geo = _job(defs).execute_in_process(
+        geo = asset_job(defs).execute_in_process(
             instance=instance, partition_key=EXPERIMENT, asset_selection=GEO
         )
-        # The media-mix model samples for minutes: it has its own test.
+        # The media-mix model needs more weeks than these 90 days: it has its own test.
         rest = [
             k
             for k in graph.get_all_asset_keys()
@@ -77,11 +60,10 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Measured]:
             # Orders updated in the window reach back before it: model the loaded days only.
             "causal__temporal_effects": {"config": {"start_date": RANGE[0]}},
         }
-        others = _job(defs).execute_in_process(
+        others = asset_job(defs).execute_in_process(
             instance=instance, asset_selection=rest, run_config={"ops": small}
         )
         yield Measured(warehouse, defs, instance, registered, geo, others)
-    get_settings.cache_clear()
 
 
 def _results(m: Measured):
@@ -110,7 +92,7 @@ def test_every_method_writes_rows_and_registers(measured: Measured) -> None:
 
 def test_a_rerun_replaces_its_rows(measured: Measured) -> None:
     before = _results(measured)
-    again = _job(measured.defs).execute_in_process(
+    again = asset_job(measured.defs).execute_in_process(
         instance=measured.instance, partition_key=EXPERIMENT, asset_selection=GEO
     )
     assert again.success
@@ -144,7 +126,7 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
 
 
 def test_invalid_run_config_fails_with_the_field_named(measured: Measured) -> None:
-    bad_alpha = _job(measured.defs).execute_in_process(
+    bad_alpha = asset_job(measured.defs).execute_in_process(
         instance=measured.instance,
         partition_key=EXPERIMENT,
         asset_selection=GEO[:1],
@@ -154,7 +136,7 @@ def test_invalid_run_config_fails_with_the_field_named(measured: Measured) -> No
     assert not bad_alpha.success
     assert "alpha" in _failure_message(bad_alpha)
     assert "less than 0.5" in _failure_message(bad_alpha)
-    bad_channel = _job(measured.defs).execute_in_process(
+    bad_channel = asset_job(measured.defs).execute_in_process(
         instance=measured.instance,
         asset_selection=[dg.AssetKey(["causal", "cuped"])],
         run_config={"ops": {"causal__cuped": {"config": {"channels": ["fax"]}}}},

@@ -16,10 +16,9 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pytest
-from tests_support import SANDBOX_ENV
+from tests_support import asset_job, sandbox_marts
 
 from cfap_orchestration.defs.measure.partitions import register_geo_experiments
-from cfap_orchestration.settings import get_settings
 from cfap_orchestration.warehouse import DuckDBWarehouse
 
 pytestmark = pytest.mark.slow
@@ -54,43 +53,25 @@ class Fitted:
     run: dg.ExecuteInProcessResult
 
 
-def _job(defs: dg.Definitions) -> dg.JobDefinition:
-    return defs.resolve_implicit_global_asset_job_def()
-
-
 def _fit_config(**overrides: Any) -> dict[str, Any]:
     return {"ops": {"causal__mmm_fit": {"config": {**SMALL_FIT, **overrides}}}}
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fitted]:
-    from cfap_orchestration.definitions import defs as build_defs
-
     home = tmp_path_factory.mktemp("cfap")
-    with pytest.MonkeyPatch.context() as mp, dg.instance_for_test() as instance:
-        for key, value in {**SANDBOX_ENV, "CFAP_HOME": str(home)}.items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        defs = build_defs()
-        graph = defs.resolve_asset_graph()
-        upstream = [k for k in graph.get_all_asset_keys() if k.path[0] != "causal"]
-        tags = {
-            "dagster/asset_partition_range_start": RANGE[0],
-            "dagster/asset_partition_range_end": RANGE[1],
-        }
-        _job(defs).execute_in_process(instance=instance, tags=tags, asset_selection=upstream)
+    with sandbox_marts(home, *RANGE) as (defs, instance):
         warehouse = DuckDBWarehouse(home / "warehouse.duckdb")
         assert EXPERIMENT in register_geo_experiments(instance, warehouse)
-        _job(defs).execute_in_process(
+        asset_job(defs).execute_in_process(
             instance=instance, partition_key=EXPERIMENT, asset_selection=[DID]
         )
-        run = _job(defs).execute_in_process(
+        run = asset_job(defs).execute_in_process(
             instance=instance,
             asset_selection=[FIT, *PUBLISHED, SCORECARD],
             run_config=_fit_config(),
         )
         yield Fitted(warehouse, defs, instance, home, run)
-    get_settings.cache_clear()
 
 
 def _mmm_results(f: Fitted) -> pd.DataFrame:
@@ -170,7 +151,7 @@ def test_plots_and_truth_show_in_the_ui(fitted: Fitted) -> None:
 
 def test_a_fit_that_fails_its_check_publishes_nothing(fitted: Fitted) -> None:
     before = _mmm_results(fitted)
-    failed = _job(fitted.defs).execute_in_process(
+    failed = asset_job(fitted.defs).execute_in_process(
         instance=fitted.instance,
         asset_selection=[FIT, *PUBLISHED],
         run_config=_fit_config(draws=100, tune=100, min_ess_bulk=10_000),
@@ -181,7 +162,7 @@ def test_a_fit_that_fails_its_check_publishes_nothing(fitted: Fitted) -> None:
     assert not failed.asset_materializations_for_node("causal__mmm_channel_roas")
     pd.testing.assert_frame_equal(_mmm_results(fitted), before)
     # Run on their own later, the publishing assets still read the last converged fit.
-    again = _job(fitted.defs).execute_in_process(
+    again = asset_job(fitted.defs).execute_in_process(
         instance=fitted.instance, asset_selection=PUBLISHED[:1]
     )
     params = _mmm_results(fitted)["params"].map(json.loads)
@@ -190,6 +171,6 @@ def test_a_fit_that_fails_its_check_publishes_nothing(fitted: Fitted) -> None:
 
 def test_invalid_config_names_the_field(fitted: Fitted) -> None:
     with pytest.raises(dg.DagsterInvalidConfigError, match="gibbs"):
-        _job(fitted.defs).execute_in_process(
+        asset_job(fitted.defs).execute_in_process(
             instance=fitted.instance, asset_selection=[FIT], run_config=_fit_config(sampler="gibbs")
         )
