@@ -15,13 +15,15 @@ from cfap_orchestration.defs.measure.media_mix import (
     mmm_channel_roas,
     mmm_contributions,
     mmm_fit,
+    mmm_roas_covers_the_truth,
 )
 from cfap_orchestration.defs.measure.planning import geo_test_power_plan
 from cfap_orchestration.defs.measure.scoring import estimates_vs_truth
 
 
 def measure_definitions(*, sandbox: bool) -> dg.Definitions:
-    """Every estimator asset; with the sandbox, also the scorecard against its truth."""
+    """Every estimator asset; with the sandbox, also the scorecard against its truth and
+    the check that the media-mix ROAS intervals cover it."""
     assets = [
         difference_in_differences,
         synthetic_control,
@@ -35,8 +37,10 @@ def measure_definitions(*, sandbox: bool) -> dg.Definitions:
         mmm_contributions,
         mmm_budget_plan,
     ]
+    checks = []
     if sandbox:
         assets.append(estimates_vs_truth)
+        checks.append(mmm_roas_covers_the_truth)
     weekly_refit = dg.ScheduleDefinition(
         name="mmm_weekly_refit",
         cron_schedule="0 6 * * 1",  # Mondays 06:00, after the weekend's data has landed
@@ -44,4 +48,4 @@ def measure_definitions(*, sandbox: bool) -> dg.Definitions:
         target=dg.AssetSelection.assets(*MEDIA_MIX_ASSETS),
         description="Refit the media-mix model on the latest weeks and republish its outputs.",
     )
-    return dg.Definitions(assets=assets, schedules=[weekly_refit])
+    return dg.Definitions(assets=assets, asset_checks=checks, schedules=[weekly_refit])

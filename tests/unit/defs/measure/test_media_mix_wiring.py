@@ -45,3 +45,14 @@ def test_sampler_defaults_are_the_fast_path() -> None:
     config = MediaMixConfig()
     assert (config.sampler, config.parameterisation) == ("numpyro", "level")
     assert (config.max_r_hat, config.min_ess_bulk) == (1.01, 400)
+
+
+def test_the_truth_check_exists_only_beside_the_sandbox() -> None:
+    """A declared check that an asset cannot evaluate would fail its runs in production."""
+    from cfap_orchestration.defs.measure import measure_definitions
+
+    roas = dg.AssetKey(["causal", "mmm_channel_roas"])
+    for sandbox, expected in ((True, {"truth_inside_interval"}), (False, set())):
+        checks = measure_definitions(sandbox=sandbox).asset_checks or []
+        names = {key.name for c in checks for key in c.check_keys if key.asset_key == roas}
+        assert names == expected, sandbox
