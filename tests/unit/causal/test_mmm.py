@@ -455,3 +455,19 @@ def test_dimensionless_user_priors_get_their_dims() -> None:
     assert fixed["likelihood"].dims == ("date",)
     assert fixed["saturation_lam"] is user["saturation_lam"]  # pymc-marketing fills these
     assert not user["gamma_control"].dims  # the caller's object is left alone
+
+
+# ---- simulation study (the full run: benchmarks/causal_validation.py --only mmm) ------
+
+
+def test_simulation_scenario_scores_an_estimate_against_its_truth() -> None:
+    from cfap_orchestration.causal.simulation import make_rng
+    from cfap_orchestration.causal.simulation.mmm import SCENARIOS
+
+    rng = make_rng(7)
+    replication = SCENARIOS["search_roas_calibrated"](rng, scale="fast")
+    est = replication.estimate
+    assert est.ci_lower < est.effect < est.ci_upper
+    assert 0.5 < est.effect / replication.truth < 1.5  # one noisy lift test, 80 weeks
+    with pytest.raises(ValueError, match="scale must be"):
+        SCENARIOS["search_roas"](rng, scale="huge")
