@@ -138,8 +138,10 @@ class Fit:
     posterior: dict[str, list[float]]  # scalar name -> [mean, sd, mcse_mean]
 
 
-def sample_variant(variant: str, args: argparse.Namespace, frame: Any, lift_tests: Any) -> Any:
-    """Fit one variant; return its InferenceData."""
+def sample_variant(
+    variant: str, args: argparse.Namespace, frame: Any, lift_tests: Any
+) -> tuple[Any, list[str]]:
+    """Fit one variant; return its InferenceData and the model's free variables."""
     from cfap_orchestration.causal.mmm import build_mmm, fit_mmm
     from cfap_orchestration.causal.mmm_sampling import use_jax_compilation_cache
 
@@ -147,7 +149,7 @@ def sample_variant(variant: str, args: argparse.Namespace, frame: Any, lift_test
     settings = {"draws": args.draws, "tune": args.tune, "chains": args.chains}
     if variant == BASELINE:
         spec = build_mmm(frame, **arguments)
-        return spec.model.fit(
+        idata = spec.model.fit(
             spec.prepared.X,
             spec.prepared.y,
             progressbar=False,
@@ -155,6 +157,7 @@ def sample_variant(variant: str, args: argparse.Namespace, frame: Any, lift_test
             cores=args.chains,
             **settings,
         )
+        return idata, spec.meta["free_variables"]
     sampler, coordinates = variant.split("-")
     if sampler == "numpyro" and args.jax_cache_dir:
         use_jax_compilation_cache(args.jax_cache_dir)
@@ -166,7 +169,7 @@ def sample_variant(variant: str, args: argparse.Namespace, frame: Any, lift_test
         parameterisation=coordinates,
         random_seed=args.seed,
     )
-    return result.idata
+    return result.idata, result.meta["free_variables"]
 
 
 def fit_variant(variant: str, args: argparse.Namespace) -> Fit:
@@ -179,13 +182,10 @@ def fit_variant(variant: str, args: argparse.Namespace) -> Fit:
     frame, lift_tests = load_inputs(Path(args.warehouse), args.weeks, args.calibrated)
     log(f"{variant}: sampling {args.chains} chains x ({args.tune} tune + {args.draws} draws)")
     started = time.perf_counter()
-    idata = sample_variant(variant, args, frame, lift_tests)
+    idata, names = sample_variant(variant, args, frame, lift_tests)
     total_s = time.perf_counter() - started
     sampling_s = float(idata.posterior.attrs.get("sampling_time", total_s))
 
-    from cfap_orchestration.causal.mmm import build_mmm
-
-    names = build_mmm(frame, **model_arguments(frame, lift_tests)).meta["free_variables"]
     posterior = idata.posterior[names]
     ess = az.ess(posterior, method="bulk")
     rhat = az.rhat(posterior)

@@ -141,7 +141,7 @@ from cfap_orchestration.causal._validation import (
     require_numeric,
     require_variance,
 )
-from cfap_orchestration.causal.mmm_sampling import PARAMETERISATIONS, sample_mmm
+from cfap_orchestration.causal.mmm_sampling import check_parameterisation, sample_mmm
 
 if TYPE_CHECKING:
     import arviz as az
@@ -282,16 +282,18 @@ def _check_spend(df: pd.DataFrame, channels: Sequence[str]) -> None:
             )
 
 
-def _check_settings(
-    *, adstock_max_lag: int, yearly_seasonality: int, draws: int, tune: int, chains: int
-) -> None:
-    for name, value, minimum in (
-        ("adstock_max_lag", adstock_max_lag, 1),
-        ("yearly_seasonality", yearly_seasonality, 0),
-        ("draws", draws, 1),
-        ("tune", tune, 0),
-        ("chains", chains, 1),
-    ):
+_SETTING_MINIMUMS = {
+    "adstock_max_lag": 1,
+    "yearly_seasonality": 0,
+    "draws": 1,
+    "tune": 0,
+    "chains": 1,
+}
+
+
+def _check_settings(**values: int) -> None:
+    for name, value in values.items():
+        minimum = _SETTING_MINIMUMS[name]
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
@@ -480,18 +482,9 @@ def fit_mmm(
         settings and ``sampling_seconds`` (wall time of the sampling: building and
         compiling the sampler's graph, NUTS, and the deterministics).
     """
-    _check_settings(
-        adstock_max_lag=adstock_max_lag,
-        yearly_seasonality=yearly_seasonality,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-    )
+    _check_settings(draws=draws, tune=tune, chains=chains)
     _check_sampler(sampler)
-    if parameterisation not in PARAMETERISATIONS:
-        raise ValueError(
-            f"parameterisation must be one of {list(PARAMETERISATIONS)}, got {parameterisation!r}"
-        )
+    check_parameterisation(parameterisation)
     spec = build_mmm(
         df,
         date=date,
@@ -566,13 +559,7 @@ def build_mmm(
     if isinstance(controls, str) or isinstance(channels, str):
         raise ValueError("channels and controls must be lists of column names, not a single string")
     controls, channels = list(controls), list(channels)
-    _check_settings(
-        adstock_max_lag=adstock_max_lag,
-        yearly_seasonality=yearly_seasonality,
-        draws=1,
-        tune=0,
-        chains=1,
-    )
+    _check_settings(adstock_max_lag=adstock_max_lag, yearly_seasonality=yearly_seasonality)
     if lift_likelihood not in LIFT_LIKELIHOODS:
         raise ValueError(
             f"lift_likelihood must be one of {list(LIFT_LIKELIHOODS)}, got {lift_likelihood!r}"

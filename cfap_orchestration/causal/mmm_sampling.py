@@ -43,6 +43,13 @@ INTERCEPT_NAMES = ("intercept_contribution", "intercept")
 XLA_DEVICE_FLAG = "--xla_force_host_platform_device_count"
 
 
+def check_parameterisation(parameterisation: str) -> None:
+    if parameterisation not in PARAMETERISATIONS:
+        raise ValueError(
+            f"parameterisation must be one of {list(PARAMETERISATIONS)}, got {parameterisation!r}"
+        )
+
+
 def level_coordinates(model: Any) -> Any:
     """The posterior of ``model`` (a pymc-marketing MMM's ``pm.Model``) in level coordinates.
 
@@ -178,12 +185,8 @@ def sample_mmm(
     mass matrix: even in level coordinates the saturation parameters stay correlated.
     """
     import pymc as pm
-    from pymc_marketing import __version__
 
-    if parameterisation not in PARAMETERISATIONS:
-        raise ValueError(
-            f"parameterisation must be one of {list(PARAMETERISATIONS)}, got {parameterisation!r}"
-        )
+    check_parameterisation(parameterisation)
     names = [rv.name for rv in mmm.model.free_RVs]
     kwargs: dict[str, Any] = {
         "draws": draws,
@@ -213,10 +216,10 @@ def sample_mmm(
             idata = pm.sample(**kwargs)
     if log:
         log(f"sampled in {idata.posterior.attrs.get('sampling_time', float('nan')):.1f} s")
-    return _finish_fit(mmm, idata, X, y, pymc_marketing_version=__version__)
+    return _finish_fit(mmm, idata, X, y)
 
 
-def _finish_fit(mmm: Any, idata: Any, X: Any, y: Any, *, pymc_marketing_version: str) -> Any:
+def _finish_fit(mmm: Any, idata: Any, X: Any, y: Any) -> Any:
     """What pymc-marketing's ``fit`` does after ``pm.sample``: data groups, deterministics,
     fit data and the attributes ``MMM.load_from_idata`` needs."""
     import arviz as az
@@ -226,6 +229,7 @@ def _finish_fit(mmm: Any, idata: Any, X: Any, y: Any, *, pymc_marketing_version:
         find_constants,
         find_observations,
     )
+    from pymc_marketing import __version__
 
     model = mmm.model
     names = [rv.name for rv in model.free_RVs]
@@ -239,7 +243,7 @@ def _finish_fit(mmm: Any, idata: Any, X: Any, y: Any, *, pymc_marketing_version:
     )
     with model:
         posterior = pm.compute_deterministics(posterior, merge_dataset=True, progressbar=False)
-    posterior.attrs = {**idata.posterior.attrs, "pymc_marketing_version": pymc_marketing_version}
+    posterior.attrs = {**idata.posterior.attrs, "pymc_marketing_version": __version__}
     result = az.InferenceData(posterior=posterior, sample_stats=idata.sample_stats)
     result.extend(data)
     with warnings.catch_warnings():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,9 @@ import pandas as pd
 from cfap_orchestration.causal.estimate import EffectEstimate
 from cfap_orchestration.studies.results import StudyRow
 from cfap_orchestration.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from cfap_orchestration.causal.mmm import MMMResult
 
 # Paid channels and their spend columns in the calendar mart.
 SPEND_COLUMNS = {"paid_social": "spend_paid_social", "paid_search": "spend_paid_search"}
@@ -177,3 +182,34 @@ def roas_rows(roas: pd.DataFrame, *, n_obs: int) -> list[StudyRow]:
             )
         )
     return rows
+
+
+def contribution_rows(
+    result: MMMResult, channel_names: Mapping[str, str], *, variant: str
+) -> list[StudyRow]:
+    """One `incremental_revenue` row per channel: the revenue it caused over the modelled
+    periods, posterior mean with the 94% HDI of the total (channels named by
+    `channel_names`, spend column -> business name)."""
+    from cfap_orchestration.causal.mmm import hdi
+
+    totals = result.contribution_draws().sum(axis=1)  # draws x channels
+    low, high = hdi(totals)
+    return [
+        StudyRow(
+            subject=channel_names[column],
+            metric="incremental_revenue",
+            estimate=EffectEstimate(
+                effect=float(totals[:, j].mean()),
+                ci_lower=float(low[j]),
+                ci_upper=float(high[j]),
+                p_value=float("nan"),
+                std_error=float(totals[:, j].std()),
+                n_obs=len(result.dates),
+                method="media_mix_model",
+                alpha=0.06,
+                details={"interval": "94% HDI", "variant": variant},
+            ),
+            incremental_value=float(totals[:, j].mean()),
+        )
+        for j, column in enumerate(result.channels)
+    ]

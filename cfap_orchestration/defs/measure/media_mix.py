@@ -21,6 +21,7 @@ from cfap_orchestration.settings import get_settings
 from cfap_orchestration.studies import plots
 from cfap_orchestration.studies.media_mix import (
     SPEND_COLUMNS,
+    contribution_rows,
     control_columns,
     lift_tests_from_readouts,
     load_weekly,
@@ -43,6 +44,7 @@ MODEL_NAME = "media_mix_model"
 MODEL_VERSION = "1"
 MAX_R_HAT = 1.01
 MIN_ESS = 400
+DIAGNOSTICS = ("r_hat_max", "ess_bulk_min", "divergences", "sampling_seconds")
 # Model names of the two fits: the production (calibrated) model and the comparison.
 VARIANTS = {"calibrated": MODEL_NAME, "uncalibrated": f"{MODEL_NAME}_uncalibrated"}
 MEDIA_MIX_ASSETS = (FIT_KEY, ROAS_KEY, CONTRIBUTIONS_KEY, BUDGET_KEY)
@@ -78,7 +80,8 @@ def _fit(
     weekly: pd.DataFrame,
     config: MediaMixConfig,
     lift_tests: pd.DataFrame | None,
-) -> Any:
+) -> tuple[Any, dict[str, Any]]:
+    """The fit and its diagnostics (those the registry and the convergence check use)."""
     from cfap_orchestration.causal.mmm import fit_mmm
     from cfap_orchestration.causal.mmm_sampling import use_jax_compilation_cache
 
@@ -105,20 +108,13 @@ def _fit(
         lift_tests=lift_tests,
         log=context.log.info,
     )
-    found = result.diagnostics()
+    diagnostics = result.diagnostics()
+    found = {k: diagnostics[k] for k in DIAGNOSTICS}
     context.log.info(
-        f"sampled in {found['sampling_seconds']:.1f} s: max r-hat {found['r_hat_max']:.4f}, "
+        f"fitted in {found['sampling_seconds']:.1f} s: max r-hat {found['r_hat_max']:.4f}, "
         f"min bulk ESS {found['ess_bulk_min']:.0f}, {found['divergences']} divergences"
     )
-    return result
-
-
-def _summary(diagnostics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("r_hat_max", "ess_bulk_min", "divergences", "sampling_seconds")
-    return {
-        k: diagnostics[k].item() if hasattr(diagnostics[k], "item") else diagnostics[k]
-        for k in keys
-    }
+    return result, found
 
 
 def _converged(diagnostics: dict[str, Any], config: MediaMixConfig) -> bool:
@@ -175,10 +171,9 @@ def mmm_fit(context: dg.AssetExecutionContext, config: MediaMixConfig) -> dg.Mat
     fits["uncalibrated"] = None
     found: dict[str, dict[str, Any]] = {}
     for variant, variant_tests in fits.items():
-        result = _fit(context, weekly, config, variant_tests)
+        result, found[variant] = _fit(context, weekly, config, variant_tests)
         path = folder / f"{variant}.nc"
         result.save(path)
-        found[variant] = _summary(result.diagnostics())
         found[variant]["converged"] = _converged(found[variant], config)
         register_fit(
             warehouse,
@@ -361,34 +356,10 @@ def mmm_roas_covers_the_truth(context: dg.AssetCheckExecutionContext) -> dg.Asse
     ),
 )
 def mmm_contributions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    from cfap_orchestration.causal.estimate import EffectEstimate
-    from cfap_orchestration.causal.mmm import hdi
-    from cfap_orchestration.studies.results import StudyRow
-
     warehouse = context.resources.warehouse.get()
     variant = _variants(warehouse)[0]
     result, params = _latest(warehouse, variant)
-    totals = result.contribution_draws().sum(axis=1)  # draws x channels
-    low, high = hdi(totals)
-    rows = [
-        StudyRow(
-            subject=CHANNEL_OF_COLUMN[column],
-            metric="incremental_revenue",
-            estimate=EffectEstimate(
-                effect=float(totals[:, j].mean()),
-                ci_lower=float(low[j]),
-                ci_upper=float(high[j]),
-                p_value=float("nan"),
-                std_error=float(totals[:, j].std()),
-                n_obs=len(result.dates),
-                method=MODEL_NAME,
-                alpha=0.06,
-                details={"interval": "94% HDI", "variant": variant},
-            ),
-            incremental_value=float(totals[:, j].mean()),
-        )
-        for j, column in enumerate(result.channels)
-    ]
+    rows = contribution_rows(result, CHANNEL_OF_COLUMN, variant=variant)
     frame = results_frame(
         rows,
         run_id=context.run.run_id,
