@@ -42,7 +42,14 @@ def _sandbox_transport(platform: str) -> httpx.BaseTransport:
     return transport
 
 
-class DuckDBWarehouseResource(dg.ConfigurableResource):
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse of the environment: DuckDB locally, BigQuery in production."""
+
+    def get(self) -> Warehouse:
+        raise NotImplementedError
+
+
+class DuckDBWarehouseResource(WarehouseResource):
     """The local warehouse: one DuckDB file (`$CFAP_HOME/warehouse.duckdb`)."""
 
     path: str = Field(description="Path of the DuckDB database file.")
@@ -51,7 +58,7 @@ class DuckDBWarehouseResource(dg.ConfigurableResource):
         return DuckDBWarehouse(self.path)
 
 
-class BigQueryWarehouseResource(dg.ConfigurableResource):
+class BigQueryWarehouseResource(WarehouseResource):
     """The production warehouse: one BigQuery dataset per schema, named `<prefix>_<schema>`."""
 
     project: str = Field(description="GCP project that holds the datasets.")

@@ -7,6 +7,7 @@ a crash mid-write leaves the previous rows. No Dagster imports.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,10 @@ class Warehouse(Protocol):
         match: Mapping[str, Sequence[Any]],
     ) -> WriteResult: ...
 
+    def ensure_table(
+        self, schema: str, table: str, column_types: Sequence[tuple[str, str]]
+    ) -> None: ...
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame: ...
 
     def relation(self, schema: str, table: str) -> str: ...
@@ -83,18 +88,38 @@ def _duckdb_type(series: pd.Series) -> str:
     return "VARCHAR"
 
 
+class WarehouseBusyError(duckdb.IOException):
+    """Another process holds the DuckDB file (it takes one writer, and no reader beside it)."""
+
+
 class DuckDBWarehouse:
     """The local warehouse: one DuckDB file, one writer at a time."""
 
     dialect = "duckdb"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
+        # A sensor's short read can hold the file when a run connects: wait it out.
+        self.busy_timeout = busy_timeout
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(str(self.path), read_only=read_only)
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise WarehouseBusyError(
+                        f"{self.path} is in use by another process (DuckDB takes one process "
+                        f"at a time; waited {self.busy_timeout:g}s): {exc}"
+                    ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     def replace_partitions(
         self, schema: str, table: str, frame: pd.DataFrame, partitions: Sequence[date]
@@ -151,6 +176,15 @@ class DuckDBWarehouse:
             con.register("_incoming", frame.reset_index(drop=True).copy())
             con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _incoming")
         return WriteResult(f"{schema}.{table}", len(frame), int(replaced[0]) if replaced else 0, 0)
+
+    def ensure_table(
+        self, schema: str, table: str, column_types: Sequence[tuple[str, str]]
+    ) -> None:
+        """Create an empty table with an explicit schema if it does not exist yet."""
+        ddl = ", ".join(f'"{name}" {kind}' for name, kind in column_types)
+        with self._transaction() as con:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            con.execute(f'CREATE TABLE IF NOT EXISTS "{schema}"."{table}" ({ddl})')
 
     def relation(self, schema: str, table: str) -> str:
         return f'"{schema}"."{table}"'
@@ -317,6 +351,15 @@ class BigQueryWarehouse:
             client.delete_table(staging, not_found_ok=True)
         return WriteResult(f"{schema}.{table}", len(frame), -1, 0)
 
+    def ensure_table(
+        self, schema: str, table: str, column_types: Sequence[tuple[str, str]]
+    ) -> None:
+        from google.cloud import bigquery
+
+        fields = [bigquery.SchemaField(name, kind) for name, kind in column_types]
+        table_id = f"{self.dataset(schema)}.{table}"
+        self._client().create_table(bigquery.Table(table_id, schema=fields), exists_ok=True)
+
     def relation(self, schema: str, table: str) -> str:
         return f"`{self.dataset(schema)}.{table}`"
 
@@ -373,3 +416,24 @@ def _match_clause(match: Mapping[str, Sequence[Any]]) -> tuple[str, list[Any]]:
         clauses.append(f'"{column}" IN ({", ".join("?" for _ in values)})')
         params.extend(values)
     return " AND ".join(clauses), params
+
+
+BIGQUERY_TYPES = {
+    "VARCHAR": "STRING",
+    "DOUBLE": "FLOAT64",
+    "BIGINT": "INT64",
+    "BOOLEAN": "BOOL",
+    "DATE": "DATE",
+    "JSON": "JSON",
+    "TIMESTAMP": "TIMESTAMP",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
+}
+
+
+def column_types_for(
+    dialect: str, duckdb_types: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """(name, type) pairs written in DuckDB's names, in the warehouse's own dialect."""
+    if dialect != "bigquery":
+        return list(duckdb_types)
+    return [(name, BIGQUERY_TYPES[kind]) for name, kind in duckdb_types]

@@ -7,6 +7,7 @@ Quality checks run on the rows just written and are reported with the materializ
 
 import warnings
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -20,6 +21,7 @@ from cfap_orchestration.defs.ingest.partitions import (
     window_dates,
 )
 from cfap_orchestration.defs.ingest.raw_tables import RAW_TABLES, RawTable
+from cfap_orchestration.landing import FIRST_PARTY_EVENTS, LandingFileError, quarantine
 from cfap_orchestration.settings import get_settings
 
 # single_run backfills are what make a partition range one run; the beta label is noise here.
@@ -134,6 +136,8 @@ def build_raw_asset(table: RawTable) -> dg.AssetsDefinition:
                 metadata={"error": type(exc).__name__, "platform": exc.platform},
                 allow_retries=isinstance(exc, RetriesExhaustedError),
             ) from None
+        except LandingFileError as exc:
+            raise _refused_file(context, table, exc) from None
         frame = _conform(table, frame)
         written = context.resources.warehouse.get().replace_partitions(
             RAW_SCHEMA, table.name, frame, dates
@@ -157,6 +161,18 @@ def build_raw_asset(table: RawTable) -> dg.AssetsDefinition:
         )
 
     return _extract
+
+
+def _refused_file(
+    context: dg.AssetExecutionContext, table: RawTable, exc: LandingFileError
+) -> dg.Failure:
+    """A landing file that breaks its contract goes to quarantine; the run fails naming it."""
+    description = f"raw.{table.name}: {exc}"
+    if exc.path is not None and exc.path.exists():
+        landing_dir = Path(context.resources.landing_zone.path)
+        moved = quarantine(landing_dir, FIRST_PARTY_EVENTS, exc.path, str(exc))
+        description += f". The file was moved to {moved} with a .reason.txt beside it."
+    return dg.Failure(description=description, metadata={"error": "LandingFileError"})
 
 
 def _conform(table: RawTable, frame: pd.DataFrame) -> pd.DataFrame:
