@@ -48,6 +48,11 @@ class Settings:
         return self.home / "models"
 
     @property
+    def reports_dir(self) -> Path:
+        """Exported reports: the results workbook, its CSVs and the estimates report."""
+        return self.home / "reports"
+
+    @property
     def landing_dir(self) -> Path:
         return self.home / "landing"
 
