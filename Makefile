@@ -41,7 +41,7 @@ demo: venv $(DAGSTER_HOME)/dagster.yaml
 	for experiment in $$($(BIN)/python -m cfap_orchestration.demo register-experiments); do \
 		$(MATERIALIZE) --select '$(GEO_READOUTS)' --partition "$$experiment" || exit 1; \
 	done
-	$(MATERIALIZE) --select 'group:measure and not ($(GEO_READOUTS))'
+	$(MATERIALIZE) --select '(group:measure and not ($(GEO_READOUTS))) or group:report'
 	$(BIN)/python -m cfap_orchestration.demo summary
 
 test: venv

@@ -7,7 +7,7 @@ unpartitioned and rebuilt whole.
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -22,11 +22,21 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = Field(
         default=False, description="Rebuild incremental models from scratch (dbt --full-refresh)."
     )
+    lookback_days: int = Field(
+        default=0,
+        ge=0,
+        le=120,
+        description=(
+            "Also rebuild this many days before the run's first partition, so the days an "
+            "extract restated in the same run reach the marts. The daily refresh sets it."
+        ),
+    )
 
 
-def partition_vars(start: datetime, end: datetime) -> dict[str, str]:
-    """dbt vars for a partition time window [start, end)."""
-    return {"min_date": start.date().isoformat(), "max_date": end.date().isoformat()}
+def partition_vars(start: datetime, end: datetime, lookback_days: int = 0) -> dict[str, str]:
+    """dbt vars for a partition time window [start, end), widened back by `lookback_days`."""
+    first = start.date() - timedelta(days=lookback_days)
+    return {"min_date": first.isoformat(), "max_date": end.date().isoformat()}
 
 
 def dbt_build_args(config: DbtBuildConfig, window: tuple[datetime, datetime] | None) -> list[str]:
@@ -36,7 +46,7 @@ def dbt_build_args(config: DbtBuildConfig, window: tuple[datetime, datetime] | N
     if config.full_refresh:
         args.append("--full-refresh")
     if window is not None:
-        args.extend(["--vars", json.dumps(partition_vars(*window))])
+        args.extend(["--vars", json.dumps(partition_vars(*window, config.lookback_days))])
     return args
 
 
@@ -50,7 +60,8 @@ def cfap_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
 ) -> Iterator[Any]:
     window = None
-    if context.has_partition_key_range:
+    # A scheduled day is a single partition key, a backfill a range: both bound the build.
+    if context.has_partition_key or context.has_partition_key_range:
         time_window = context.partition_time_window
         window = (time_window.start, time_window.end)
     yield from dbt.cli(dbt_build_args(config, window), context=context).stream()

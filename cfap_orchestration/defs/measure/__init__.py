@@ -10,7 +10,6 @@ from cfap_orchestration.defs.measure.experiments import (
 )
 from cfap_orchestration.defs.measure.journeys import markov_attribution, shapley_attribution
 from cfap_orchestration.defs.measure.media_mix import (
-    MEDIA_MIX_ASSETS,
     mmm_budget_plan,
     mmm_channel_roas,
     mmm_contributions,
@@ -41,11 +40,4 @@ def measure_definitions(*, sandbox: bool) -> dg.Definitions:
     if sandbox:
         assets.append(estimates_vs_truth)
         checks.append(mmm_roas_covers_the_truth)
-    weekly_refit = dg.ScheduleDefinition(
-        name="mmm_weekly_refit",
-        cron_schedule="0 6 * * 1",  # Mondays 06:00, after the weekend's data has landed
-        execution_timezone="UTC",
-        target=dg.AssetSelection.assets(*MEDIA_MIX_ASSETS),
-        description="Refit the media-mix model on the latest weeks and republish its outputs.",
-    )
-    return dg.Definitions(assets=assets, asset_checks=checks, schedules=[weekly_refit])
+    return dg.Definitions(assets=assets, asset_checks=checks)

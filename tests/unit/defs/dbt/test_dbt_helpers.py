@@ -19,6 +19,17 @@ def test_partition_window_becomes_half_open_date_vars() -> None:
     }
 
 
+def test_lookback_widens_the_window_back_for_restated_days() -> None:
+    assert partition_vars(datetime(2025, 3, 1), datetime(2025, 3, 2), lookback_days=28) == {
+        "min_date": "2025-02-01",
+        "max_date": "2025-03-02",
+    }
+    args = dbt_build_args(
+        DbtBuildConfig(lookback_days=2), (datetime(2025, 1, 3), datetime(2025, 1, 4))
+    )
+    assert json.loads(args[args.index("--vars") + 1])["min_date"] == "2025-01-01"
+
+
 def test_build_args_for_partitioned_unpartitioned_and_full_refresh_runs() -> None:
     window = (datetime(2025, 1, 1), datetime(2025, 1, 3))
     assert dbt_build_args(DbtBuildConfig(), None) == ["build", "--indirect-selection", "cautious"]

@@ -36,7 +36,7 @@ def test_the_fit_check_blocks_and_the_refit_covers_every_media_mix_asset() -> No
     for key in MEDIA_MIX_ASSETS[1:]:
         assert graph.get(key).parent_keys == {fit}
     schedule = definitions.get_schedule_def("mmm_weekly_refit")
-    assert schedule.cron_schedule == "0 6 * * 1"
+    assert schedule.cron_schedule == "0 10 * * 1"
     job = definitions.resolve_job_def(schedule.job_name)
     assert job.asset_layer.selected_asset_keys == set(MEDIA_MIX_ASSETS)
 
