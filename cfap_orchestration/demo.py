@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +48,7 @@ MART_TABLES = (
     "fct_experiment_geo_panel",
     "fct_experiment_email_panel",
     "fct_conversion_paths",
+    "fct_offline_conversions_daily",
 )
 
 
@@ -94,7 +96,17 @@ def summary() -> int:
     _print_scorecard(warehouse)
     _print_media_mix(warehouse)
     _print_power_plan(warehouse)
+    _print_reports(settings.reports_dir)
     return 0
+
+
+def _print_reports(folder: Path) -> None:
+    files = sorted(folder.glob("*")) if folder.is_dir() else []
+    if not files:
+        return
+    print(f"Reports in {folder}:")
+    for path in files:
+        print(f"  {path.name:<34} {path.stat().st_size:>9,} bytes")
 
 
 def _print_media_mix(warehouse: DuckDBWarehouse) -> None:

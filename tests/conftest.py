@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 from tests_support import SANDBOX_ENV
 
 from cfap_orchestration.settings import get_settings
@@ -20,3 +21,15 @@ def cfap_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_dagster_state_storage() -> Iterator[None]:
+    """Each test starts without a Dagster defs-state storage left current by an earlier one.
+
+    Entering a DagsterInstance makes its storage current in a context variable; a module
+    fixture's instance, once collected, would leave a dead reference there, and the next
+    `Definitions.get_repository_def()` fails with "undefined DagsterInstance weakref".
+    """
+    with set_defs_state_storage(None):
+        yield

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dagster_graphql import DagsterGraphQLClient
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from cfap_orchestration.defs.ingest.raw_tables import RAW_TABLES
@@ -277,6 +277,21 @@ def _runs_tagged(ui: DagsterUI, key: str, value: str) -> list[dict]:
     return list(data["runsOrError"]["results"])
 
 
+def _ticks(ui: DagsterUI, sensor: str) -> list[dict]:
+    data = ui.graphql(
+        "query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor { "
+        "sensorState { ticks(limit: 5) { status error { message } } } } } }",
+        {
+            "s": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": "__repository__",
+                "sensorName": sensor,
+            }
+        },
+    )
+    return list(data["sensorOrError"]["sensorState"]["ticks"])
+
+
 def _wait_for(what: str, probe: object, timeout: float = 180) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -327,6 +342,20 @@ def test_runs_sensors_and_schedules_work_live_through_the_daemon(dagster_ui: Dag
     _wait_for("job_status rows", recorded)
     loaded = warehouse.query("SELECT conversion_id FROM raw.offline_conversions")
     assert loaded["conversion_id"].tolist() == ["call-1"]
+
+    # Every sensor has ticked in the daemon, none with an error.
+    for sensor in ("landing_zone_sensor", "new_geo_experiment_sensor", "job_status_sensor"):
+        ticks = _wait_for(f"a tick of {sensor}", lambda name=sensor: _ticks(dagster_ui, name))
+        assert all(t["status"] != "FAILURE" for t in ticks), (sensor, ticks)  # type: ignore[union-attr]
+
+    # The analysis job through the GraphQL client: a value outside its schema is refused.
+    with pytest.raises(DagsterGraphQLClientError, match="method"):
+        dagster_ui.client.submit_job_execution(
+            "geo_lift_analysis",
+            repository_location_name=LOCATION,
+            repository_name="__repository__",
+            run_config={"ops": {"analyze_geo_lift": {"config": {"method": "magic"}}}},
+        )
 
     # Schedules start stopped; started over GraphQL, the daemon's scheduler takes them.
     selector = {

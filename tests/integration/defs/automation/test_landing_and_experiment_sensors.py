@@ -121,6 +121,21 @@ def test_a_valid_upload_is_loaded_once(pipeline: Pipeline) -> None:
         "may.csv",
         "may-again.csv",
     }
+    # The daily refresh (here: its dbt models alone) carries them into the mart.
+    mart = dg.AssetKey(["marts", "fct_offline_conversions_daily"])
+    built = asset_job(pipeline.defs).execute_in_process(
+        instance=pipeline.instance,
+        asset_selection=[dg.AssetKey(["staging", "stg_landing__offline_conversions"]), mart],
+    )
+    assert built.success
+    daily = pipeline.warehouse.query(
+        "SELECT date_day::VARCHAR AS d, platform, conversions, conversion_value "
+        "FROM marts.fct_offline_conversions_daily ORDER BY 1"
+    )
+    assert daily.values.tolist() == [
+        ["2025-05-01", "unattributed", 1, 120.5],
+        ["2025-05-02", "unattributed", 1, 80.0],
+    ]
 
 
 def test_a_bad_upload_is_quarantined_and_its_run_fails_naming_it(pipeline: Pipeline) -> None:

@@ -85,3 +85,17 @@ def test_consecutive_days_become_one_range() -> None:
     ]
     assert request_key("k", ["b", "a"]) == request_key("k", ["a", "b"])
     assert request_key("k", ["a"]) != request_key("k", ["a", "c"])
+
+
+def test_the_weekly_refit_asks_for_the_media_mix_model_on_mondays(
+    definitions: dg.Definitions,
+) -> None:
+    schedule = definitions.get_schedule_def("mmm_weekly_refit")
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2025, 3, 10, 10, tzinfo=UTC)
+        )
+        (request,) = schedule.evaluate_tick(context).run_requests or []
+    job = definitions.resolve_job_def(schedule.job_name)
+    assert request.partition_key is None
+    assert dg.AssetKey(["causal", "mmm_fit"]) in job.asset_layer.selected_asset_keys
