@@ -2,11 +2,12 @@
 
 Each asset loads every file waiting in its landing folder. A valid file is upserted on its
 key and moved to `loaded/`; a file whose bytes were loaded before is only moved; a bad file
-is moved to `quarantine/` with a reason file, the good ones still load, and the blocking
-check fails the run with every refused file and why. The landing sensor requests these
-runs when files arrive.
+is moved to `quarantine/` with a reason file, the good ones still load, and the run fails
+with every refused file and why (the `landed_files_valid` check says the same). The
+landing sensor requests these runs when files arrive.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -69,14 +70,14 @@ def build_landed_asset(contract: BatchContract) -> dg.AssetsDefinition:
             dg.AssetCheckSpec(
                 FILES_VALID_CHECK,
                 asset=key,
-                blocking=True,
                 description=f"Every file in {contract.kind}/ matched its contract; a refused "
-                "file is in quarantine/ with a reason file, and this check names it.",
+                "file is in quarantine/ with a reason file, and this check names it (the "
+                "run then fails with the same message, after the good files are recorded).",
             )
         ],
         metadata={"landing_folder": contract.kind, "primary_key": [contract.key]},
     )
-    def _load(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def _load(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
         landing_dir = Path(context.resources.landing_zone.path)
         report = load_landed_files(
             context.resources.warehouse.get(), landing_dir, contract, context.run.run_id
@@ -87,15 +88,19 @@ def build_landed_asset(contract: BatchContract) -> dg.AssetsDefinition:
         )
         for name, reason in report.refused.items():
             context.log.error(f"quarantined {contract.kind}/{name}: {reason}")
-        return dg.MaterializeResult(
+        check = _files_check(report)
+        yield dg.MaterializeResult(
             metadata={
                 "rows_loaded": report.rows,
                 "files_loaded": dg.MetadataValue.json(report.loaded),
                 "files_already_loaded": dg.MetadataValue.json(report.already_loaded),
                 "dagster/table_name": f"{RAW_SCHEMA}.{contract.table}",
             },
-            check_results=[_files_check(report)],
+            check_results=[check],
         )
+        if report.refused:
+            # After the result: the files that did load are recorded; the run still fails.
+            raise dg.Failure(description=f"raw.{contract.table}: {check.description}")
 
     return _load
 

@@ -140,10 +140,20 @@ def test_a_valid_upload_is_loaded_once(pipeline: Pipeline) -> None:
 
 def test_a_bad_upload_is_quarantined_and_its_run_fails_naming_it(pipeline: Pipeline) -> None:
     pipeline.drop("offline_conversions", "broken.csv", CONVERSIONS_CSV.replace("80", "eighty"))
+    pipeline.drop("offline_conversions", "june.csv", CONVERSIONS_CSV.replace("c-", "june-"))
     (request,) = _requests(pipeline.tick())
     result = pipeline.run(request)
     assert not result.success
-    assert "broken.csv line 3: value 'eighty' is not a number" in _failure_messages(result)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "broken.csv line 3: value 'eighty' is not a number" in str(failure.message) + str(
+        failure.step_failure_data.error
+    )
+    # The good file beside it loaded, and its materialization is recorded.
+    assert len(result.get_asset_materialization_events()) == 1
+    june = pipeline.warehouse.query(
+        "SELECT count(*) AS n FROM raw.offline_conversions WHERE source_file = 'june.csv'"
+    )
+    assert june["n"].item() == 2
     quarantined = list((pipeline.landing / "quarantine" / "offline_conversions").iterdir())
     assert sorted(p.name.split("-", 1)[1] for p in quarantined) == [
         "broken.csv",
