@@ -169,7 +169,9 @@ def _with_period(frame: pd.DataFrame) -> pd.DataFrame:
 # --- The sheets -----------------------------------------------------------------------
 
 NOT_MEASURED = f"{LIFT} does not exist yet: no measurement asset has run."
-LIFT_COLUMNS = [
+# What was measured and the estimate first, then the period; the rest of the results
+# contract after them, so a column the contract gains reaches the sheet too.
+LIFT_LEADING_COLUMNS = [
     "model_name",
     "subject",
     "metric",
@@ -185,11 +187,9 @@ LIFT_COLUMNS = [
     "period_start",
     "period_end",
     "created_at",
-    "model_version",
-    "code_version",
-    "run_id",
-    "params",
-    "diagnostics",
+]
+LIFT_COLUMNS = LIFT_LEADING_COLUMNS + [
+    c for c in LIFT_ANALYSIS_RESULTS.column_names if c not in LIFT_LEADING_COLUMNS
 ]
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from cfap_orchestration.defs.automation.job_status import RANGE_END_TAG, RANGE_START_TAG
 from cfap_orchestration.defs.ingest.landed import landed_asset_key
 from cfap_orchestration.defs.ingest.partitions import daily_partitions
 from cfap_orchestration.defs.measure.experiments import DID_KEY, SC_KEY
@@ -42,8 +43,6 @@ EXPERIMENT_PANEL = [
     dg.AssetKey(["staging", "stg_reference__experiment_registry"]),
     dg.AssetKey(["marts", "fct_experiment_geo_panel"]),
 ]
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 LANDING_KIND_TAG = "cfap/landing_kind"
 
 
