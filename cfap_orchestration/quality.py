@@ -17,6 +17,8 @@ from cfap_orchestration.warehouse import Warehouse
 
 Severity = Literal["error", "warning", "info"]
 SPEND_TOLERANCE = 1e-6  # relative
+# Casts differ by dialect: DuckDB's names and BigQuery's.
+NUMBER_TYPES = {"duckdb": ("DOUBLE", "BIGINT"), "bigquery": ("FLOAT64", "INT64")}
 DAILY_SOURCES = (
     "meta_ads_insights",
     "google_ads_campaign_stats",
@@ -70,7 +72,8 @@ def assess(warehouse: Warehouse) -> QualityReport:
 def source_completeness(warehouse: Warehouse) -> list[Finding]:
     """Days with data per source, against the span of days any daily source was loaded for."""
     union = " UNION ALL ".join(
-        f"SELECT min(partition_date) AS lo, max(partition_date) AS hi FROM raw.{t}"
+        f"SELECT min(partition_date) AS lo, max(partition_date) AS hi "
+        f"FROM {warehouse.relation('raw', t)}"
         for t in DAILY_SOURCES
     )
     span = warehouse.query(f"SELECT min(lo) AS lo, max(hi) AS hi FROM ({union})").iloc[0]
@@ -78,7 +81,7 @@ def source_completeness(warehouse: Warehouse) -> list[Finding]:
     findings = []
     for table in DAILY_SOURCES:
         days = warehouse.query(
-            f"SELECT count(DISTINCT partition_date) AS n FROM raw.{table} "
+            f"SELECT count(DISTINCT partition_date) AS n FROM {warehouse.relation('raw', table)} "
             "WHERE partition_date BETWEEN ? AND ?",
             [pd.Timestamp(span["lo"]).date(), pd.Timestamp(span["hi"]).date()],
         )["n"].item()
@@ -100,14 +103,17 @@ def source_completeness(warehouse: Warehouse) -> list[Finding]:
 
 def spend_reconciliation(warehouse: Warehouse) -> list[Finding]:
     """fct_marketing_daily spend, converted back with its own fx_rate, equals the raw spend."""
+    number, integer = NUMBER_TYPES[warehouse.dialect]
     frame = warehouse.query(
         "WITH mart AS (SELECT platform, sum(spend / fx_rate) AS spend "
-        "FROM marts.fct_marketing_daily WHERE platform IN ('meta', 'google_ads') GROUP BY 1), "
-        "raw AS (SELECT 'meta' AS platform, sum(spend::DOUBLE) AS spend "
-        "FROM raw.meta_ads_insights UNION ALL SELECT 'google_ads', "
-        "sum(metrics_cost_micros::HUGEINT) / 1e6 FROM raw.google_ads_campaign_stats) "
-        "SELECT raw.platform, raw.spend AS raw_spend, coalesce(mart.spend, 0) AS mart_spend "
-        "FROM raw LEFT JOIN mart USING (platform)"
+        f"FROM {warehouse.relation('marts', 'fct_marketing_daily')} "
+        "WHERE platform IN ('meta', 'google_ads') GROUP BY 1), "
+        f"source AS (SELECT 'meta' AS platform, sum(CAST(spend AS {number})) AS spend "
+        f"FROM {warehouse.relation('raw', 'meta_ads_insights')} UNION ALL SELECT 'google_ads', "
+        f"sum(CAST(metrics_cost_micros AS {integer})) / 1e6 "
+        f"FROM {warehouse.relation('raw', 'google_ads_campaign_stats')}) "
+        "SELECT source.platform, source.spend AS raw_spend, "
+        "coalesce(mart.spend, 0) AS mart_spend FROM source LEFT JOIN mart USING (platform)"
     )
     findings = []
     for row in frame.to_dict("records"):
@@ -132,12 +138,14 @@ def orders_reconciliation(warehouse: Warehouse) -> Finding:
     """Each Shopify order counted once: the mart's orders equal the distinct live orders
     placed on the days it covers (orders placed before the first partition but updated
     after it are in raw, not in the mart)."""
+    orders = warehouse.relation("marts", "fct_orders_daily")
     row = warehouse.query(
-        "SELECT (SELECT count(DISTINCT order_id) FROM staging.stg_shopify__orders "
+        "SELECT (SELECT count(DISTINCT order_id) "
+        f"FROM {warehouse.relation('staging', 'stg_shopify__orders')} "
         "WHERE NOT is_cancelled AND order_date BETWEEN "
-        "(SELECT min(date_day) FROM marts.fct_orders_daily) AND "
-        "(SELECT max(date_day) FROM marts.fct_orders_daily)) AS raw_orders, "
-        "(SELECT sum(orders) FROM marts.fct_orders_daily) AS mart_orders"
+        f"(SELECT min(date_day) FROM {orders}) AND "
+        f"(SELECT max(date_day) FROM {orders})) AS raw_orders, "
+        f"(SELECT sum(orders) FROM {orders}) AS mart_orders"
     ).iloc[0]
     raw, mart = int(row["raw_orders"]), int(row["mart_orders"] or 0)
     ok = raw == mart
@@ -153,10 +161,10 @@ def orders_reconciliation(warehouse: Warehouse) -> Finding:
 
 def fx_coverage(warehouse: Warehouse) -> Finding:
     row = warehouse.query(
-        "SELECT count(*) AS n, count(*) FILTER (WHERE fx_rate IS NULL) AS missing "
-        "FROM marts.fct_marketing_daily"
+        "SELECT count(*) AS n, sum(CASE WHEN fx_rate IS NULL THEN 1 ELSE 0 END) AS missing "
+        f"FROM {warehouse.relation('marts', 'fct_marketing_daily')}"
     ).iloc[0]
-    n, missing = int(row["n"]), int(row["missing"])
+    n, missing = int(row["n"]), int(row["missing"] or 0)
     return Finding(
         "accuracy",
         "marts.fct_marketing_daily",

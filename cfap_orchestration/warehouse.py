@@ -7,11 +7,13 @@ a crash mid-write leaves the previous rows. No Dagster imports.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +21,28 @@ import duckdb
 import pandas as pd
 
 PARTITION_COLUMN = "partition_date"
+# Schema, table and column names are written into SQL (they cannot be query parameters),
+# so every one is checked against this allow-list first.
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# BigQuery project ids: lower-case letters, digits and hyphens (optionally domain-scoped).
+PROJECT_ID = re.compile(r"^([a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+
+
+def sql_identifier(name: str, what: str = "identifier") -> str:
+    """`name` if it is a plain SQL identifier (letters, digits, underscores), else an error."""
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise ValueError(
+            f"{what} {name!r} is not a valid SQL identifier (letters, digits and underscores, "
+            "not starting with a digit, at most 128 characters)"
+        )
+    return name
+
+
+def _check_names(schema: str, table: str, columns: Iterable[Any] = ()) -> None:
+    sql_identifier(schema, "schema")
+    sql_identifier(table, "table")
+    for column in columns:
+        sql_identifier(str(column), f"column of {schema}.{table}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +150,7 @@ class DuckDBWarehouse:
     ) -> WriteResult:
         if not partitions:
             raise ValueError(f"{schema}.{table}: no partitions given to replace")
+        _check_names(schema, table, frame.columns)
         check_frame_partitions(f"{schema}.{table}", frame, partitions)
         target = f'"{schema}"."{table}"'
         with self._transaction() as con:
@@ -147,6 +172,7 @@ class DuckDBWarehouse:
 
     def replace_table(self, schema: str, table: str, frame: pd.DataFrame) -> WriteResult:
         """Swap a whole (unpartitioned) table for `frame`, atomically."""
+        _check_names(schema, table, frame.columns)
         with self._transaction() as con:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             con.register("_incoming", frame.reset_index(drop=True).copy())
@@ -166,6 +192,7 @@ class DuckDBWarehouse:
 
         The table is created with `column_types` (an explicit schema) when it is new.
         """
+        _check_names(schema, table, [*frame.columns, *(n for n, _ in column_types), *match])
         where, params = _match_clause(match)
         target = f'"{schema}"."{table}"'
         with self._transaction() as con:
@@ -181,12 +208,14 @@ class DuckDBWarehouse:
         self, schema: str, table: str, column_types: Sequence[tuple[str, str]]
     ) -> None:
         """Create an empty table with an explicit schema if it does not exist yet."""
+        _check_names(schema, table, [name for name, _ in column_types])
         ddl = ", ".join(f'"{name}" {kind}' for name, kind in column_types)
         with self._transaction() as con:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             con.execute(f'CREATE TABLE IF NOT EXISTS "{schema}"."{table}" ({ddl})')
 
     def relation(self, schema: str, table: str) -> str:
+        _check_names(schema, table)
         return f'"{schema}"."{table}"'
 
     def table_exists(self, schema: str, table: str) -> bool:
@@ -245,7 +274,7 @@ class DuckDBWarehouse:
         """An order-independent fingerprint of a table's contents."""
         row = self.query(
             f"SELECT count(*) AS n, coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR AS h "
-            f'FROM "{schema}"."{table}" AS t'
+            f"FROM {self.relation(schema, table)} AS t"
         ).iloc[0]
         return f"{row['n']}:{row['h']}"
 
@@ -253,25 +282,49 @@ class DuckDBWarehouse:
 class BigQueryWarehouse:
     """The production warehouse: dataset `<prefix>_<schema>`, tables partitioned by day.
 
-    A partition replace loads the frame into a short-lived staging table, then runs
-    DELETE + INSERT in one multi-statement transaction, with the partition list as a
-    query parameter: readers see the old partition or the new one, never a mix.
+    A partition replace loads the frame into a short-lived staging table of its own, then
+    runs DELETE + INSERT in one multi-statement transaction with the partition list as a
+    query parameter: readers see the old partition or the new one, never a mix, and a
+    re-run of a partition replaces that partition only. Every value reaches BigQuery as a
+    query parameter; names are checked against the identifier allow-list first.
+
+    `connect` opens a client for one operation (the Dagster resource passes dagster-gcp's
+    `BigQueryResource.get_client`); by default a client from Application Default
+    Credentials: Workload Identity on GKE, or the key file `GOOGLE_APPLICATION_CREDENTIALS`.
     """
 
     dialect = "bigquery"
+    # A staging table nobody dropped (the process died) expires by itself.
+    STAGING_TTL = timedelta(hours=6)
 
-    def __init__(self, project: str, location: str, dataset_prefix: str) -> None:
+    def __init__(
+        self,
+        project: str,
+        location: str,
+        dataset_prefix: str,
+        connect: Callable[[], AbstractContextManager[Any]] | None = None,
+    ) -> None:
+        if not PROJECT_ID.match(project):
+            raise ValueError(f"GCP project id {project!r} is not a valid project id")
         self.project = project
         self.location = location
-        self.dataset_prefix = dataset_prefix
+        self.dataset_prefix = sql_identifier(dataset_prefix, "dataset prefix")
+        self._connect = connect or self._default_client
 
-    def dataset(self, schema: str) -> str:
-        return f"{self.project}.{self.dataset_prefix}_{schema}"
-
-    def _client(self) -> Any:
+    def _default_client(self) -> AbstractContextManager[Any]:
         from google.cloud import bigquery
 
-        return bigquery.Client(project=self.project, location=self.location)
+        return nullcontext(bigquery.Client(project=self.project, location=self.location))
+
+    def dataset(self, schema: str) -> str:
+        return f"{self.project}.{self.dataset_prefix}_{sql_identifier(schema, 'schema')}"
+
+    def table_id(self, schema: str, table: str) -> str:
+        _check_names(schema, table)
+        return f"{self.dataset(schema)}.{table}"
+
+    def relation(self, schema: str, table: str) -> str:
+        return f"`{self.table_id(schema, table)}`"
 
     def replace_partitions(
         self, schema: str, table: str, frame: pd.DataFrame, partitions: Sequence[date]
@@ -280,34 +333,32 @@ class BigQueryWarehouse:
 
         if not partitions:
             raise ValueError(f"{schema}.{table}: no partitions given to replace")
+        _check_names(schema, table, frame.columns)
         check_frame_partitions(f"{schema}.{table}", frame, partitions)
-        client = self._client()
-        target = f"{self.dataset(schema)}.{table}"
-        staging = f"{self.dataset(schema)}._staging_{table}"
-        load_config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE")
-        client.load_table_from_dataframe(frame, staging, job_config=load_config).result()
-        try:
-            self._ensure_table(client, target, staging)
+        target = self.table_id(schema, table)
+        with self._connect() as client, self._staged(client, schema, table, frame) as staging:
+            self._ensure_partitioned(client, target, staging)
             columns = ", ".join(f"`{c}`" for c in frame.columns)
             script = (
                 "BEGIN TRANSACTION;\n"
-                f"DELETE FROM `{target}` WHERE {PARTITION_COLUMN} IN UNNEST(@partitions);\n"
+                f"DELETE FROM `{target}` WHERE `{PARTITION_COLUMN}` IN UNNEST(@partitions);\n"
                 f"INSERT INTO `{target}` ({columns}) SELECT {columns} FROM `{staging}`;\n"
                 "COMMIT TRANSACTION;"
             )
-            params = [bigquery.ArrayQueryParameter("partitions", "DATE", list(partitions))]
-            job = client.query(script, job_config=bigquery.QueryJobConfig(query_parameters=params))
-            job.result()
-        finally:
-            client.delete_table(staging, not_found_ok=True)
+            params = [bigquery.ArrayQueryParameter("partitions", "DATE", sorted(partitions))]
+            self._run(client, script, params)
         return WriteResult(f"{schema}.{table}", len(frame), -1, len(partitions))
 
     def replace_table(self, schema: str, table: str, frame: pd.DataFrame) -> WriteResult:
         from google.cloud import bigquery
 
+        _check_names(schema, table, frame.columns)
         config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE")
-        target = f"{self.dataset(schema)}.{table}"
-        self._client().load_table_from_dataframe(frame, target, job_config=config).result()
+        with self._connect() as client:
+            job = client.load_table_from_dataframe(
+                frame, self.table_id(schema, table), job_config=config
+            )
+            job.result()
         return WriteResult(f"{schema}.{table}", len(frame), -1, 0)
 
     def replace_rows(
@@ -319,79 +370,136 @@ class BigQueryWarehouse:
         column_types: Sequence[tuple[str, str]],
         match: Mapping[str, Sequence[Any]],
     ) -> WriteResult:
-        """Delete the matching rows and append `frame`, in one multi-statement transaction."""
+        """Delete the matching rows and append `frame`, in one multi-statement transaction.
+
+        The table is created with `column_types` (an explicit schema) when it is new.
+        """
         from google.cloud import bigquery
 
-        client = self._client()
-        target = self.relation(schema, table)
-        staging = f"{self.dataset(schema)}._staging_{table}"
-        schema_fields = [bigquery.SchemaField(name, kind) for name, kind in column_types]
-        load_config = bigquery.LoadJobConfig(
-            write_disposition="WRITE_TRUNCATE", schema=schema_fields
-        )
-        client.load_table_from_dataframe(frame, staging, job_config=load_config).result()
-        try:
-            client.create_table(bigquery.Table(target.strip("`"), schema=schema_fields),
-                                exists_ok=True)  # fmt: skip
-            conditions: list[str] = []
-            params: list[Any] = []
+        _check_names(schema, table, [*frame.columns, *(n for n, _ in column_types), *match])
+        if not match or any(len(values) == 0 for values in match.values()):
+            raise ValueError("replace_rows needs at least one value for every match column")
+        fields = [bigquery.SchemaField(name, kind) for name, kind in column_types]
+        # JSON is loaded as text and parsed in the INSERT: a dataframe load has no JSON type.
+        staged_fields = [
+            bigquery.SchemaField(name, "STRING" if kind == "JSON" else kind)
+            for name, kind in column_types
+        ]
+        target = self.table_id(schema, table)
+        with (
+            self._connect() as client,
+            self._staged(client, schema, table, frame, staged_fields) as staging,
+        ):
+            client.create_table(bigquery.Table(target, schema=fields), exists_ok=True)
+            conditions, params = [], []
             for i, (column, values) in enumerate(match.items()):
                 conditions.append(f"`{column}` IN UNNEST(@match_{i})")
-                params.append(bigquery.ArrayQueryParameter(f"match_{i}", "STRING", list(values)))
+                params.append(
+                    bigquery.ArrayQueryParameter(f"match_{i}", "STRING", [str(v) for v in values])
+                )
             columns = ", ".join(f"`{name}`" for name, _ in column_types)
+            values = ", ".join(
+                f"PARSE_JSON(`{name}`)" if kind == "JSON" else f"`{name}`"
+                for name, kind in column_types
+            )
             script = (
                 "BEGIN TRANSACTION;\n"
-                f"DELETE FROM {target} WHERE {' AND '.join(conditions)};\n"
-                f"INSERT INTO {target} ({columns}) SELECT {columns} FROM `{staging}`;\n"
+                f"DELETE FROM `{target}` WHERE {' AND '.join(conditions)};\n"
+                f"INSERT INTO `{target}` ({columns}) SELECT {values} FROM `{staging}`;\n"
                 "COMMIT TRANSACTION;"
             )
-            config = bigquery.QueryJobConfig(query_parameters=params)
-            client.query(script, job_config=config).result()
-        finally:
-            client.delete_table(staging, not_found_ok=True)
+            self._run(client, script, params)
         return WriteResult(f"{schema}.{table}", len(frame), -1, 0)
 
     def ensure_table(
         self, schema: str, table: str, column_types: Sequence[tuple[str, str]]
     ) -> None:
+        """Create an empty table with an explicit schema if it does not exist yet."""
         from google.cloud import bigquery
 
+        _check_names(schema, table, [name for name, _ in column_types])
         fields = [bigquery.SchemaField(name, kind) for name, kind in column_types]
-        table_id = f"{self.dataset(schema)}.{table}"
-        self._client().create_table(bigquery.Table(table_id, schema=fields), exists_ok=True)
-
-    def relation(self, schema: str, table: str) -> str:
-        return f"`{self.dataset(schema)}.{table}`"
+        with self._connect() as client:
+            client.create_table(
+                bigquery.Table(self.table_id(schema, table), schema=fields), exists_ok=True
+            )
 
     def table_exists(self, schema: str, table: str) -> bool:
         from google.api_core.exceptions import NotFound
 
-        try:
-            self._client().get_table(f"{self.dataset(schema)}.{table}")
-        except NotFound:
-            return False
+        with self._connect() as client:
+            try:
+                client.get_table(self.table_id(schema, table))
+            except NotFound:
+                return False
         return True
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run `sql` with positional `?` parameters (BigQuery's positional parameters)."""
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter(None, _bq_type(p), p) for p in params]
+        )
+        with self._connect() as client:
+            frame: pd.DataFrame = client.query(sql, job_config=config).to_dataframe()
+        return frame
+
+    @contextmanager
+    def _staged(
+        self,
+        client: Any,
+        schema: str,
+        table: str,
+        frame: pd.DataFrame,
+        fields: Sequence[Any] | None = None,
+    ) -> Iterator[str]:
+        """`frame` loaded into a staging table of this write alone, dropped afterwards."""
+        from google.cloud import bigquery
+
+        staging = f"{self.dataset(schema)}._staging_{table}_{uuid.uuid4().hex[:12]}"
+        config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE")
+        if fields is not None:
+            config.schema = list(fields)
+        client.load_table_from_dataframe(frame, staging, job_config=config).result()
+        try:
+            loaded = client.get_table(staging)
+            loaded.expires = datetime.now(UTC) + self.STAGING_TTL
+            client.update_table(loaded, ["expires"])
+            yield staging
+        finally:
+            client.delete_table(staging, not_found_ok=True)
+
+    # Two transactions on one table at once: BigQuery aborts the later one. It is retried,
+    # since each replaces only its own partitions or rows.
+    CONFLICT_RETRIES = 4
+
+    def _run(self, client: Any, script: str, params: Sequence[Any]) -> None:
+        from google.api_core.exceptions import BadRequest, Conflict
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(query_parameters=list(params))
+        for attempt in range(self.CONFLICT_RETRIES + 1):
+            try:
+                client.query(script, job_config=config).result()
+                return
+            except (BadRequest, Conflict) as exc:
+                if "concurrent update" not in str(exc) or attempt == self.CONFLICT_RETRIES:
+                    raise
+                time.sleep(min(2**attempt, 30))
+
     @staticmethod
-    def _ensure_table(client: Any, target: str, staging: str) -> None:
+    def _ensure_partitioned(client: Any, target: str, staging: str) -> None:
+        """Create `target` like the staging table, partitioned by day on partition_date."""
         from google.api_core.exceptions import NotFound
         from google.cloud import bigquery
 
         try:
             client.get_table(target)
         except NotFound:
-            schema = client.get_table(staging).schema
-            table = bigquery.Table(target, schema=schema)
+            table = bigquery.Table(target, schema=client.get_table(staging).schema)
             table.time_partitioning = bigquery.TimePartitioning(field=PARTITION_COLUMN)
-            client.create_table(table)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        from google.cloud import bigquery
-
-        config = bigquery.QueryJobConfig(
-            query_parameters=[bigquery.ScalarQueryParameter(None, _bq_type(p), p) for p in params]
-        )
-        return self._client().query(sql, job_config=config).to_dataframe()
+            client.create_table(table, exists_ok=True)
 
 
 def _bq_type(value: Any) -> str:

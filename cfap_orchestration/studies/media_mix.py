@@ -19,7 +19,7 @@ import pandas as pd
 
 from cfap_orchestration.causal.estimate import EffectEstimate
 from cfap_orchestration.studies.results import StudyRow
-from cfap_orchestration.warehouse import Warehouse
+from cfap_orchestration.warehouse import Warehouse, sql_identifier
 
 if TYPE_CHECKING:
     from cfap_orchestration.causal.mmm import MMMResult
@@ -82,7 +82,7 @@ def _season_column(season: str) -> str:
     name = re.sub(r"[^0-9a-z]+", "_", season.lower()).strip("_")
     if not name:
         raise ValueError(f"peak season {season!r} has no usable name")
-    return f"{SEASON_PREFIX}{name}"
+    return sql_identifier(f"{SEASON_PREFIX}{name}", "peak season column")  # an alias in SQL
 
 
 def lift_tests_from_readouts(

@@ -87,3 +87,21 @@ def test_a_crash_mid_write_keeps_the_previous_rows(warehouse: DuckDBWarehouse) -
     crashed = subprocess.run([sys.executable, "-c", script], check=False)
     assert crashed.returncode == 9
     assert warehouse.table_checksum("raw", "t") == before
+
+
+@pytest.mark.parametrize(
+    "name", ['meta"; DROP TABLE raw.x; --', "spend value", "1st", "a" * 129, ""]
+)
+def test_names_outside_the_identifier_allow_list_never_reach_sql(
+    warehouse: DuckDBWarehouse, name: str
+) -> None:
+    frame = pd.DataFrame({"partition_date": [date(2025, 1, 1)], "spend": [1.0]})
+    with pytest.raises(ValueError, match="is not a valid SQL identifier"):
+        warehouse.replace_partitions("raw", name, frame, [date(2025, 1, 1)])
+    with pytest.raises(ValueError, match="is not a valid SQL identifier"):
+        warehouse.replace_partitions(
+            "raw", "t", frame.rename(columns={"spend": name}), [date(2025, 1, 1)]
+        )
+    with pytest.raises(ValueError, match="is not a valid SQL identifier"):
+        warehouse.relation(name, "t")
+    assert not warehouse.path.exists()  # refused before a connection was opened
