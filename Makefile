@@ -6,9 +6,19 @@ BIN := $(VENV)/bin
 export CFAP_HOME ?= $(CURDIR)/.cfap
 export DAGSTER_HOME := $(CFAP_HOME)/dagster
 
-.PHONY: venv demo test ui lint format type-check validate bench clean
+.PHONY: venv demo test ui lint format type-check validate bench audit clean
 
-venv: $(VENV)/.installed
+# checkov (the terraform security scan) lives in its own environment: its pins would
+# downgrade the project's own dependencies.
+CHECKOV_VENV := $(VENV)/tools/checkov
+CHECKOV_VERSION := 3.3.30
+
+venv: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_VENV)/.installed:
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +73,10 @@ type-check: venv
 
 validate: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster definitions validate -w workspace.yaml
+
+# Needs the vulnerability advisory service, which this project's offline CI cannot reach.
+audit: venv
+	$(BIN)/pip-audit --progress-spinner off --skip-editable
 
 bench: venv
 	$(BIN)/python benchmarks/extraction_throughput.py

@@ -7,6 +7,7 @@ from cfap_orchestration.defs.automation import automation_definitions
 from cfap_orchestration.defs.automation.freshness import with_daily_freshness
 from cfap_orchestration.defs.dbt import dbt_definitions
 from cfap_orchestration.defs.ingest import ingest_definitions
+from cfap_orchestration.defs.kubernetes import kubernetes_executor
 from cfap_orchestration.defs.measure import measure_definitions
 from cfap_orchestration.defs.quality import quality_definitions
 from cfap_orchestration.defs.reference import reference_definitions
@@ -18,8 +19,6 @@ from cfap_orchestration.settings import get_settings
 @dg.definitions
 def defs() -> dg.Definitions:
     settings = get_settings()
-    # Locally every step shares one DuckDB file, which takes one writer at a time.
-    executor = dg.in_process_executor if settings.env == "local" else dg.multiprocess_executor
     merged = dg.Definitions.merge(
         ingest_definitions(),
         reference_definitions(),
@@ -29,6 +28,9 @@ def defs() -> dg.Definitions:
         report_definitions(sandbox=settings.env == "local"),
         analysis_definitions(),
         automation_definitions(),
-        dg.Definitions(resources=build_resources(settings), executor=executor),
-    )
-    return merged.map_asset_specs(func=with_daily_freshness)
+        dg.Definitions(resources=build_resources(settings)),
+    ).map_asset_specs(func=with_daily_freshness)
+    # Locally every step shares one DuckDB file, which takes one writer at a time. In
+    # production each step is a Kubernetes job running as its domain's service account.
+    executor = dg.in_process_executor if settings.env == "local" else kubernetes_executor(merged)
+    return dg.Definitions.merge(merged, dg.Definitions(executor=executor))

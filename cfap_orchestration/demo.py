@@ -96,7 +96,7 @@ def summary() -> int:
     _print_scorecard(warehouse)
     _print_media_mix(warehouse)
     _print_power_plan(warehouse)
-    _print_reports(settings.reports_dir)
+    _print_reports(Path(str(settings.reports_dir)))  # the demo runs locally
     return 0
 
 

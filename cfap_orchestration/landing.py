@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+from upath import UPath
 
 from cfap_orchestration.warehouse import Warehouse, column_types_for
 
@@ -49,22 +50,33 @@ OFFLINE_CONVERSIONS = "offline_conversions"
 EXPERIMENTS = "experiments"
 QUARANTINE = "quarantine"
 LOADED = "loaded"
+# A local folder, or a prefix in the landing bucket (prod: gs://…, through fsspec).
+LandingPath = Path | UPath
 DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 
 
 class LandingFileError(ValueError):
     """A landing file is missing or does not match its contract."""
 
-    def __init__(self, message: str, path: Path | None = None) -> None:
+    def __init__(self, message: str, path: LandingPath | None = None) -> None:
         super().__init__(message)
         self.path = path
 
 
-def touchpoint_file(landing_dir: Path, day: date) -> Path:
+def landing_root(location: str) -> LandingPath:
+    """The landing zone at `location`: a local folder, or `gs://<bucket>[/<prefix>]`."""
+    if "://" not in location:
+        return Path(location)
+    if not location.startswith("gs://"):
+        raise ValueError(f"landing zone must be a local folder or a gs:// URI, got {location!r}")
+    return UPath(location.rstrip("/"))
+
+
+def touchpoint_file(landing_dir: LandingPath, day: date) -> LandingPath:
     return landing_dir / "first_party_events" / f"{day.isoformat()}.jsonl"
 
 
-def read_touchpoints(landing_dir: Path, since: date, until: date) -> pd.DataFrame:
+def read_touchpoints(landing_dir: LandingPath, since: date, until: date) -> pd.DataFrame:
     """Every day's file in `since`..`until`; a missing day is an error, not an empty day."""
     rows: list[dict[str, object]] = []
     day = since
@@ -74,7 +86,7 @@ def read_touchpoints(landing_dir: Path, since: date, until: date) -> pd.DataFram
     return pd.DataFrame(rows, columns=list(TOUCHPOINT_COLUMNS))
 
 
-def _read_day(path: Path, day: date) -> list[dict[str, object]]:
+def _read_day(path: LandingPath, day: date) -> list[dict[str, object]]:
     if not path.exists():
         raise LandingFileError(f"no first-party events file for {day}: expected {path}")
     try:
@@ -83,7 +95,7 @@ def _read_day(path: Path, day: date) -> list[dict[str, object]]:
         raise LandingFileError(str(exc), path) from None
 
 
-def _parse_day(path: Path, day: date) -> list[dict[str, object]]:
+def _parse_day(path: LandingPath, day: date) -> list[dict[str, object]]:
     rows = []
     with path.open() as handle:
         for number, line in enumerate(handle, start=1):
@@ -92,7 +104,7 @@ def _parse_day(path: Path, day: date) -> list[dict[str, object]]:
     return rows
 
 
-def _parse_line(path: Path, number: int, line: str, day: date) -> dict[str, object]:
+def _parse_line(path: LandingPath, number: int, line: str, day: date) -> dict[str, object]:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -309,7 +321,7 @@ FILE_LOG_TYPES = (
 )
 
 
-def read_batch_file(contract: BatchContract, path: Path) -> pd.DataFrame:
+def read_batch_file(contract: BatchContract, path: LandingPath) -> pd.DataFrame:
     """Every row of one CSV upload, checked against its contract; the first bad row is an
     error naming the file, its line and the problem."""
     text = _text(path)
@@ -339,7 +351,7 @@ def read_batch_file(contract: BatchContract, path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(contract.columns))
 
 
-def _text(path: Path) -> str:
+def _text(path: LandingPath) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -349,7 +361,7 @@ def _text(path: Path) -> str:
 # --- Files in the folders: what is waiting, what was loaded, what was refused ----------
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: LandingPath) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -357,7 +369,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def pending_files(landing_dir: Path, kind: str) -> list[Path]:
+def pending_files(landing_dir: LandingPath, kind: str) -> list[LandingPath]:
     """Files waiting in a kind's folder, oldest first. Names starting with '.' or ending in
     '.tmp'/'.part' are uploads still being written (write, then rename)."""
     folder = landing_dir / kind
@@ -371,19 +383,19 @@ def pending_files(landing_dir: Path, kind: str) -> list[Path]:
     return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
-def fingerprint(path: Path) -> str:
+def fingerprint(path: LandingPath) -> str:
     """Cheap identity of a file's current content: name, size and modification time."""
     stat = path.stat()
     return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def quarantine(landing_dir: Path, kind: str, path: Path, reason: str) -> Path:
+def quarantine(landing_dir: LandingPath, kind: str, path: LandingPath, reason: str) -> LandingPath:
     """Move a refused file to `quarantine/<kind>/` with a `.reason.txt` beside it."""
     folder = landing_dir / QUARANTINE / kind
-    folder.mkdir(parents=True, exist_ok=True)
+    _make_folder(folder)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = folder / f"{stamp}-{path.name}"
-    path.replace(target)
+    _move(path, target)
     target.with_name(target.name + ".reason.txt").write_text(
         f"{path.name} was refused at {stamp} and moved here from {kind}/.\n"
         f"Reason: {reason}\n"
@@ -392,14 +404,29 @@ def quarantine(landing_dir: Path, kind: str, path: Path, reason: str) -> Path:
     return target
 
 
-def archive(landing_dir: Path, kind: str, path: Path, sha256: str) -> Path:
+def _make_folder(folder: LandingPath) -> None:
+    # An object store has no folders (and gcsfs would try to create the bucket itself).
+    if isinstance(folder, Path):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def _move(path: LandingPath, target: LandingPath) -> None:
+    if isinstance(path, Path) and isinstance(target, Path):
+        path.replace(target)
+    elif isinstance(path, UPath) and isinstance(target, UPath):
+        path.rename(target)  # on GCS: copy, then delete the original
+    else:
+        raise TypeError(f"cannot move {path} to {target}: one is local, the other remote")
+
+
+def archive(landing_dir: LandingPath, kind: str, path: LandingPath, sha256: str) -> LandingPath:
     """Move a loaded upload to `<kind>/loaded/`, never overwriting an earlier one."""
     folder = landing_dir / kind / LOADED
-    folder.mkdir(parents=True, exist_ok=True)
+    _make_folder(folder)
     target = folder / path.name
     if target.exists():
         target = folder / f"{sha256[:12]}-{path.name}"
-    path.replace(target)
+    _move(path, target)
     return target
 
 
@@ -415,7 +442,7 @@ class LoadReport:
 
 
 def load_landed_files(
-    warehouse: Warehouse, landing_dir: Path, contract: BatchContract, run_id: str
+    warehouse: Warehouse, landing_dir: LandingPath, contract: BatchContract, run_id: str
 ) -> LoadReport:
     """Load every file waiting in the contract's folder; see the module docstring."""
     table_types = column_types_for(warehouse.dialect, contract.table_types())

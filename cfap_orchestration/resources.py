@@ -9,6 +9,7 @@ run config shown in the UI).
 from __future__ import annotations
 
 import os
+import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import dagster as dg
 import httpx
 import pandas as pd
+from dagster_gcp import BigQueryResource, GCSPickleIOManager, GCSResource
 from pydantic import Field
 
 from cfap_orchestration.connectors.google_ads import GoogleAdsClient
@@ -23,7 +25,12 @@ from cfap_orchestration.connectors.http import RequestStats
 from cfap_orchestration.connectors.klaviyo import KlaviyoClient
 from cfap_orchestration.connectors.meta_ads import MetaAdsClient
 from cfap_orchestration.connectors.shopify import ShopifyClient
-from cfap_orchestration.landing import read_touchpoints, touchpoint_file
+from cfap_orchestration.landing import (
+    LandingPath,
+    landing_root,
+    read_touchpoints,
+    touchpoint_file,
+)
 from cfap_orchestration.settings import Settings, get_settings
 from cfap_orchestration.warehouse import BigQueryWarehouse, DuckDBWarehouse, Warehouse
 
@@ -58,15 +65,23 @@ class DuckDBWarehouseResource(WarehouseResource):
         return DuckDBWarehouse(self.path)
 
 
-class BigQueryWarehouseResource(WarehouseResource):
-    """The production warehouse: one BigQuery dataset per schema, named `<prefix>_<schema>`."""
+class BigQueryWarehouseResource(BigQueryResource, WarehouseResource):
+    """The production warehouse: one BigQuery dataset per schema, named `<prefix>_<schema>`.
 
-    project: str = Field(description="GCP project that holds the datasets.")
-    location: str = Field(default="US", description="BigQuery location of the datasets.")
+    dagster-gcp's `BigQueryResource` (project, location, optional base64 key in
+    `gcp_credentials`) opens the client; with no key it uses Application Default
+    Credentials: Workload Identity on GKE, or the key file at
+    `GOOGLE_APPLICATION_CREDENTIALS`. Credentials are never logged or put in run config.
+    """
+
     dataset_prefix: str = Field(default="cfap", description="Prefix of the dataset names.")
 
     def get(self) -> Warehouse:
-        return BigQueryWarehouse(self.project, self.location, self.dataset_prefix)
+        if not self.project:
+            raise ValueError("the BigQuery warehouse needs a project (GCP_PROJECT)")
+        return BigQueryWarehouse(
+            self.project, self.location or "US", self.dataset_prefix, connect=self.get_client
+        )
 
 
 class MetaAdsResource(dg.ConfigurableResource):
@@ -163,16 +178,19 @@ class ShopifyResource(dg.ConfigurableResource):
 
 
 class LandingZoneResource(dg.ConfigurableResource):
-    """The folder batch files land in (`$CFAP_HOME/landing` locally; a mounted bucket in prod)."""
+    """Where batch files land: `$CFAP_HOME/landing` locally, the landing bucket in prod."""
 
-    path: str
+    path: str = Field(description="A local folder, or gs://<bucket>[/<prefix>].")
     sandbox_exports: bool = Field(
         default=False,
         description="Let the sandbox brand's event collector drop any missing daily file first.",
     )
 
+    def root(self) -> LandingPath:
+        return landing_root(self.path)
+
     def read_touchpoints(self, since: date, until: date) -> tuple[pd.DataFrame, RequestStats]:
-        folder = Path(self.path)
+        folder = self.root()
         days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
         if self.sandbox_exports:
             self._export_missing(folder, days)
@@ -180,8 +198,11 @@ class LandingZoneResource(dg.ConfigurableResource):
         return frame, RequestStats(requests=len(days), pages=len(days))
 
     @staticmethod
-    def _export_missing(folder: Path, days: list[date]) -> None:
+    def _export_missing(folder: LandingPath, days: list[date]) -> None:
         from cfap_orchestration.sandbox.exports import export_touchpoints
+
+        if not isinstance(folder, Path):
+            raise ValueError(f"the sandbox exports to a local folder, not {folder}")
 
         world = _sandbox().world
         for day in days:
@@ -189,8 +210,17 @@ class LandingZoneResource(dg.ConfigurableResource):
                 export_touchpoints(world, day, folder)
 
 
+# Ad account ids: Meta's are digits (no "act_"), Google Ads' digits with optional dashes.
+ACCOUNT_ID = re.compile(r"^\d[\d-]{0,30}$")
+
+
 def _id_list(variable: str) -> list[str]:
-    return [part.strip() for part in os.getenv(variable, "").split(",") if part.strip()]
+    """Comma-separated account ids from the environment, each checked before any API call."""
+    ids = [part.strip() for part in os.getenv(variable, "").split(",") if part.strip()]
+    for account in ids:
+        if not ACCOUNT_ID.match(account):
+            raise ValueError(f"{variable}: {account!r} is not an account id (digits only)")
+    return ids
 
 
 def local_resources(settings: Settings) -> dict[str, Any]:
@@ -232,12 +262,26 @@ def local_resources(settings: Settings) -> dict[str, Any]:
     }
 
 
-def prod_resources() -> dict[str, Any]:
+def _bucket_and_prefix(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+    return bucket, prefix.strip("/")
+
+
+def prod_resources(settings: Settings) -> dict[str, Any]:
+    """BigQuery, GCS and the real platform APIs. Secrets are `dg.EnvVar`s: resolved in the
+    step's process, shown by name only in the UI and never written to the event log."""
+    bucket, prefix = _bucket_and_prefix(settings.artifacts_uri)
     return {
         "warehouse": BigQueryWarehouseResource(
             project=dg.EnvVar("GCP_PROJECT"),
             location=os.getenv("BIGQUERY_LOCATION", "US"),
             dataset_prefix=os.getenv("CFAP_DATASET_PREFIX", "cfap"),
+        ),
+        # Assets hand nothing to an IO manager today; any future output lands in GCS.
+        "io_manager": GCSPickleIOManager(
+            gcs=GCSResource(project=dg.EnvVar("GCP_PROJECT")),
+            gcs_bucket=bucket,
+            gcs_prefix=f"{prefix}/io".strip("/"),
         ),
         "meta_ads": MetaAdsResource(
             access_token=dg.EnvVar("META_ACCESS_TOKEN"),
@@ -255,9 +299,9 @@ def prod_resources() -> dict[str, Any]:
         "shopify": ShopifyResource(
             shop=dg.EnvVar("SHOPIFY_SHOP"), access_token=dg.EnvVar("SHOPIFY_ACCESS_TOKEN")
         ),
-        "landing_zone": LandingZoneResource(path=dg.EnvVar("CFAP_LANDING_DIR")),
+        "landing_zone": LandingZoneResource(path=dg.EnvVar("CFAP_LANDING_URI")),
     }
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
-    return local_resources(settings) if settings.env == "local" else prod_resources()
+    return local_resources(settings) if settings.env == "local" else prod_resources(settings)

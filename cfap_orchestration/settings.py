@@ -12,6 +12,11 @@
 | CFAP_SANDBOX_CAMPAIGNS | 4 | campaigns per ad account in the simulated brand |
 | CFAP_SANDBOX_AS_OF | today 00:00 UTC | "now" for the fake APIs (ISO datetime); pinned to the
   start of the day so re-running a partition on the same day reads the same data |
+| CFAP_ARTIFACTS_URI | `$CFAP_HOME` | where model posteriors (`models/`) and report exports
+  (`reports/`) are written; required in prod, a `gs://` bucket URI |
+
+Production reads more variables, for the warehouse, the landing bucket and the platform
+credentials: see `cfap_orchestration.resources.prod_resources` and deploy/README.md.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from datetime import UTC, date, datetime, time
 from functools import cache
 from pathlib import Path
 from typing import Literal
+
+from upath import UPath
 
 from cfap_orchestration.sandbox.world import WorldConfig
 
@@ -37,20 +44,26 @@ class Settings:
     reporting_currency: str
     sandbox: WorldConfig
     sandbox_as_of: datetime
+    artifacts_uri: str
 
     @property
     def warehouse_path(self) -> Path:
         return self.home / "warehouse.duckdb"
 
     @property
-    def models_dir(self) -> Path:
+    def models_dir(self) -> UPath:
         """Saved model artifacts (the media-mix model's posterior), one folder per fit."""
-        return self.home / "models"
+        return UPath(self.artifacts_uri) / "models"
 
     @property
-    def reports_dir(self) -> Path:
+    def reports_dir(self) -> UPath:
         """Exported reports: the results workbook, its CSVs and the estimates report."""
-        return self.home / "reports"
+        return UPath(self.artifacts_uri) / "reports"
+
+    @property
+    def compile_cache_dir(self) -> Path:
+        """JAX's compilation cache: always on local disk (it is a cache, not an artifact)."""
+        return self.home / "models" / "jax_cache"
 
     @property
     def landing_dir(self) -> Path:
@@ -82,6 +95,18 @@ def _as_of_env() -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _artifacts_uri(env: str, home: Path) -> str:
+    raw = os.getenv("CFAP_ARTIFACTS_URI", "")
+    if env == "local":
+        return raw or str(home)
+    if not raw.startswith("gs://") or len(raw) <= len("gs://"):
+        raise ValueError(
+            "CFAP_ARTIFACTS_URI must be the artifacts bucket as gs://<bucket>[/<prefix>] "
+            f"when CFAP_ENV=prod, got {raw!r} (terraform output artifacts_uri)"
+        )
+    return raw.rstrip("/")
+
+
 def load_settings() -> Settings:
     """Read the environment (uncached: tests call this after changing variables)."""
     env = os.getenv("CFAP_ENV", "local") or "local"
@@ -105,6 +130,7 @@ def load_settings() -> Settings:
             campaigns_per_account=_int_env("CFAP_SANDBOX_CAMPAIGNS", 4),
         ),
         sandbox_as_of=_as_of_env(),
+        artifacts_uri=_artifacts_uri(env, home),
     )
 
 

@@ -22,9 +22,7 @@ No Dagster imports; `defs/report/` wires these into assets.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from cfap_orchestration.artifacts import ArtifactPath, write_artifact
 from cfap_orchestration.quality import DAILY_SOURCES, assess
 from cfap_orchestration.studies.journeys import MODEL_NAMES as ATTRIBUTION_MODEL_NAMES
 from cfap_orchestration.studies.results import LIFT_ANALYSIS_RESULTS
@@ -401,22 +400,6 @@ def _fit_cell(value: Any) -> Any:
     return value
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write through a temporary file in the same folder, then rename it over `path`:
-    readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _width(frame: pd.DataFrame, column: Any) -> int:
     """Characters to show of a column: its header or its longest value, within bounds."""
     values = frame[column].head(500)
@@ -440,19 +423,19 @@ def _write_excel(sheets: Sequence[Sheet], target: Path) -> None:
                 worksheet.column_dimensions[get_column_letter(i)].width = _width(table, column)
 
 
-def write_workbook(sheets: Sequence[Sheet], path: Path) -> Path:
+def write_workbook(sheets: Sequence[Sheet], path: ArtifactPath) -> ArtifactPath:
     """One .xlsx with a sheet each, header row frozen and filterable, columns sized to fit;
     replaces `path` atomically."""
     if path.suffix != ".xlsx":
         raise ValueError(f"workbook path must end in .xlsx, got {path.name!r}")
     _check_names(sheets)
-    return _atomic_write(path, lambda target: _write_excel(sheets, target))
+    return write_artifact(path, lambda target: _write_excel(sheets, target))
 
 
-def write_csvs(sheets: Sequence[Sheet], folder: Path) -> list[Path]:
+def write_csvs(sheets: Sequence[Sheet], folder: ArtifactPath) -> list[ArtifactPath]:
     """`<folder>/<sheet>.csv` for each sheet (UTF-8, header row), each replaced atomically."""
     _check_names(sheets)
-    return [_atomic_write(folder / f"{s.name}.csv", _csv_writer(s)) for s in sheets]
+    return [write_artifact(folder / f"{s.name}.csv", _csv_writer(s)) for s in sheets]
 
 
 def _csv_writer(sheet: Sheet) -> Callable[[Path], None]:
@@ -462,13 +445,13 @@ def _csv_writer(sheet: Sheet) -> Callable[[Path], None]:
     return write
 
 
-def write_text(text: str, path: Path) -> Path:
+def write_text(text: str, path: ArtifactPath) -> ArtifactPath:
     """`text` to `path` (UTF-8), replaced atomically."""
 
     def write(target: Path) -> None:
         target.write_text(text, encoding="utf-8")
 
-    return _atomic_write(path, write)
+    return write_artifact(path, write)
 
 
 # --- Markdown -------------------------------------------------------------------------

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
+from upath import UPath
 
 from cfap_orchestration.landing import (
     EXPERIMENTS_CONTRACT,
     OFFLINE_CONVERSIONS_CONTRACT,
     LandingFileError,
+    LandingPath,
     archive,
     day_of_file,
     file_sha256,
+    landing_root,
     load_landed_files,
     pending_files,
     quarantine,
@@ -32,7 +36,7 @@ EXPERIMENT = (
 )
 
 
-def _drop(folder: Path, name: str, text: str) -> Path:
+def _drop(folder: LandingPath, name: str, text: str) -> LandingPath:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_text(text)
@@ -122,9 +126,19 @@ def test_archive_never_overwrites_an_earlier_upload(tmp_path: Path) -> None:
     assert first != second and first.read_text() == "one" and second.read_text() == "two"
 
 
-def test_loading_is_once_per_file_and_an_upsert_per_key(tmp_path: Path) -> None:
+@pytest.fixture(params=["local folder", "object store"])
+def landing(request: pytest.FixtureRequest, tmp_path: Path) -> LandingPath:
+    """A local landing folder, or a bucket-like one (fsspec's in-memory store, which
+    behaves as GCS does here: no real folders, moves are copy + delete)."""
+    if request.param == "local folder":
+        return landing_root(str(tmp_path / "landing"))
+    return UPath(f"memory://landing-{uuid.uuid4().hex}")
+
+
+def test_loading_is_once_per_file_and_an_upsert_per_key(
+    tmp_path: Path, landing: LandingPath
+) -> None:
     warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
-    landing = tmp_path / "landing"
     folder = landing / "offline_conversions"
     first = _drop(folder, "march.csv", CONVERSIONS)
     sha = file_sha256(first)
@@ -144,3 +158,11 @@ def test_loading_is_once_per_file_and_an_upsert_per_key(tmp_path: Path) -> None:
     log = warehouse.query("SELECT file_sha256, run_id FROM raw.landing_file_log ORDER BY run_id")
     assert log["file_sha256"].iloc[0] == sha and len(log) == 2
     assert len(list((landing / "quarantine" / "offline_conversions").glob("*broken.csv"))) == 1
+
+
+def test_the_landing_zone_is_a_local_folder_or_a_gcs_uri(tmp_path: Path) -> None:
+    assert landing_root(str(tmp_path)) == tmp_path
+    bucket = landing_root("gs://cfap-landing/")
+    assert str(bucket / "experiments") == "gs://cfap-landing/experiments"
+    with pytest.raises(ValueError, match="a local folder or a gs:// URI, got 's3://x'"):
+        landing_root("s3://x")

@@ -214,7 +214,6 @@ def _metadata(
         "scheduled readouts. Sample run config: config/geo_lift_analysis.yaml and "
         "config/geo_lift_analysis_adhoc.yaml."
     ),
-    executor_def=dg.in_process_executor,  # one DuckDB writer locally
 )
 def geo_lift_analysis() -> None:
     analyze_geo_lift()

@@ -91,5 +91,7 @@ def mmm_weekly_refit() -> dg.ScheduleDefinition:
         cron_schedule="0 10 * * 1",  # Mondays 10:00, after the morning's daily refresh
         execution_timezone="UTC",
         target=dg.AssetSelection.assets(*MEDIA_MIX_ASSETS),
+        # The prod run queue admits one run with this tag at a time (deploy/prod/dagster.yaml).
+        tags={"cfap/job": "mmm_weekly_refit"},
         description="Refit the media-mix model on the latest weeks and republish its outputs.",
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import date, timedelta
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -29,6 +28,7 @@ from cfap_orchestration.landing import (
     BATCH_CONTRACTS,
     EXPERIMENTS,
     FIRST_PARTY_EVENTS,
+    LandingPath,
     day_of_file,
     fingerprint,
     pending_files,
@@ -75,7 +75,9 @@ def day_ranges(days: list[date]) -> list[tuple[date, date]]:
     return ranges
 
 
-def _batch_requests(landing_dir: Path, seen: dict[str, dict[str, str]]) -> list[dg.RunRequest]:
+def _batch_requests(
+    landing_dir: LandingPath, seen: dict[str, dict[str, str]]
+) -> list[dg.RunRequest]:
     requests = []
     for kind in BATCH_CONTRACTS:
         waiting = {p.name: fingerprint(p) for p in pending_files(landing_dir, kind)}
@@ -103,7 +105,7 @@ def _loaded_since(instance: dg.DagsterInstance, day: date, mtime: float) -> bool
 
 
 def _first_party_requests(
-    context: dg.SensorEvaluationContext, landing_dir: Path, seen: dict[str, dict[str, str]]
+    context: dg.SensorEvaluationContext, landing_dir: LandingPath, seen: dict[str, dict[str, str]]
 ) -> list[dg.RunRequest]:
     partitions = daily_partitions()
     first = date.fromisoformat(partitions.get_first_partition_key() or "9999-12-31")
@@ -131,8 +133,8 @@ def _first_party_requests(
 
 def _refuse_day_file(
     context: dg.SensorEvaluationContext,
-    landing_dir: Path,
-    path: Path,
+    landing_dir: LandingPath,
+    path: LandingPath,
     day: date | None,
     first: date,
 ) -> None:
@@ -176,7 +178,7 @@ def _range_request(first: date, last: date, fingerprints: list[str]) -> dg.RunRe
 def landing_zone_sensor(
     context: dg.SensorEvaluationContext, landing_zone: LandingZoneResource
 ) -> dg.SensorResult | dg.SkipReason:
-    landing_dir = Path(landing_zone.path)
+    landing_dir = landing_zone.root()
     seen: dict[str, dict[str, str]] = json.loads(context.cursor) if context.cursor else {}
     requests = _batch_requests(landing_dir, seen)
     requests += _first_party_requests(context, landing_dir, seen)

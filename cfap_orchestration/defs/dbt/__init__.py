@@ -9,7 +9,7 @@ from cfap_orchestration.defs.dbt.project import DBT_EXECUTABLE, cfap_dbt_project
 
 def dbt_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[cfap_dbt_models],
+        assets=[cfap_dbt_models()],
         resources={
             "dbt": DbtCliResource(project_dir=cfap_dbt_project(), dbt_executable=DBT_EXECUTABLE)
         },

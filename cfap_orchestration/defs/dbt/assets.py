@@ -8,13 +8,14 @@ unpartitioned and rebuilt whole.
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 from pydantic import Field
 
-from cfap_orchestration.defs.dbt.project import cfap_dbt_project
+from cfap_orchestration.defs.dbt.project import dbt_project_for, dbt_target
 from cfap_orchestration.defs.dbt.translator import CfapDbtTranslator
 
 
@@ -50,18 +51,29 @@ def dbt_build_args(config: DbtBuildConfig, window: tuple[datetime, datetime] | N
     return args
 
 
-@dbt_assets(
-    manifest=cfap_dbt_project().manifest_path,
-    project=cfap_dbt_project(),
-    dagster_dbt_translator=CfapDbtTranslator(),
-    backfill_policy=dg.BackfillPolicy.single_run(),
-)
-def cfap_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
-) -> Iterator[Any]:
-    window = None
-    # A scheduled day is a single partition key, a backfill a range: both bound the build.
-    if context.has_partition_key or context.has_partition_key_range:
-        time_window = context.partition_time_window
-        window = (time_window.start, time_window.end)
-    yield from dbt.cli(dbt_build_args(config, window), context=context).stream()
+def cfap_dbt_models() -> dg.AssetsDefinition:
+    """The dbt project's models, seeds and tests, for this environment's dbt target."""
+    return _dbt_models_for(dbt_target())
+
+
+@cache
+def _dbt_models_for(target: str) -> dg.AssetsDefinition:
+    project = dbt_project_for(target)
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=CfapDbtTranslator(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def cfap_dbt_models(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
+    ) -> Iterator[Any]:
+        window = None
+        # A scheduled day is a single partition key, a backfill a range: both bound the build.
+        if context.has_partition_key or context.has_partition_key_range:
+            time_window = context.partition_time_window
+            window = (time_window.start, time_window.end)
+        yield from dbt.cli(dbt_build_args(config, window), context=context).stream()
+
+    return cfap_dbt_models

@@ -32,13 +32,22 @@ def manifest_is_stale(project_dir: Path, manifest: Path) -> bool:
     return any(f.stat().st_mtime > built for f in files if f.exists())
 
 
-@cache
 def cfap_dbt_project() -> DbtProject:
+    """The dbt project for this environment's target (local: DuckDB, prod: BigQuery)."""
+    return dbt_project_for(dbt_target())
+
+
+@cache
+def dbt_project_for(target: str) -> DbtProject:
     settings = get_settings()
     # profiles.yml reads the warehouse location from the environment, like every dbt run.
     os.environ.setdefault("CFAP_HOME", str(settings.home))
+    # One target folder per dbt target: a local parse never stands in for prod's manifest.
     project = DbtProject(
-        project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=dbt_target()
+        project_dir=DBT_PROJECT_DIR,
+        profiles_dir=DBT_PROJECT_DIR,
+        target=target,
+        target_path=Path("target") / target,
     )
     if manifest_is_stale(project.project_dir, project.manifest_path):
         # `dbt parse`: a few seconds, only after an edit (or on a fresh clone).

@@ -7,7 +7,6 @@ Quality checks run on the rows just written and are reported with the materializ
 
 import warnings
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -169,7 +168,7 @@ def _refused_file(
     """A landing file that breaks its contract goes to quarantine; the run fails naming it."""
     description = f"raw.{table.name}: {exc}"
     if exc.path is not None and exc.path.exists():
-        landing_dir = Path(context.resources.landing_zone.path)
+        landing_dir = context.resources.landing_zone.root()
         moved = quarantine(landing_dir, FIRST_PARTY_EVENTS, exc.path, str(exc))
         description += f". The file was moved to {moved} with a .reason.txt beside it."
     return dg.Failure(description=description, metadata={"error": "LandingFileError"})

@@ -8,7 +8,6 @@ landing sensor requests these runs when files arrive.
 """
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
@@ -78,7 +77,7 @@ def build_landed_asset(contract: BatchContract) -> dg.AssetsDefinition:
         metadata={"landing_folder": contract.kind, "primary_key": [contract.key]},
     )
     def _load(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
-        landing_dir = Path(context.resources.landing_zone.path)
+        landing_dir = context.resources.landing_zone.root()
         report = load_landed_files(
             context.resources.warehouse.get(), landing_dir, contract, context.run.run_id
         )

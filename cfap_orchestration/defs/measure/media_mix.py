@@ -15,6 +15,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from cfap_orchestration.artifacts import write_artifact
 from cfap_orchestration.defs.measure.experiments import DID_KEY, SC_KEY
 from cfap_orchestration.defs.measure.publish import image_markdown
 from cfap_orchestration.settings import get_settings
@@ -86,7 +87,7 @@ def _fit(
     from cfap_orchestration.causal.mmm_sampling import use_jax_compilation_cache
 
     if config.sampler == "numpyro":
-        use_jax_compilation_cache(get_settings().models_dir / "jax_cache")
+        use_jax_compilation_cache(get_settings().compile_cache_dir)
     context.log.info(
         f"fitting on {len(weekly)} weeks with "
         f"{0 if lift_tests is None else len(lift_tests)} lift test(s)"
@@ -165,7 +166,6 @@ def mmm_fit(context: dg.AssetExecutionContext, config: MediaMixConfig) -> dg.Mat
         "lift_tests": lift_tests["experiment_id"].tolist() if calibrate else [],
     }
     folder = get_settings().models_dir / MODEL_NAME / params_hash(MODEL_NAME, params)
-    folder.mkdir(parents=True, exist_ok=True)
     tests = lift_tests.assign(channel=lift_tests["channel"].map(SPEND_COLUMNS))
     fits: dict[str, pd.DataFrame | None] = {"calibrated": tests} if calibrate else {}
     fits["uncalibrated"] = None
@@ -173,7 +173,7 @@ def mmm_fit(context: dg.AssetExecutionContext, config: MediaMixConfig) -> dg.Mat
     for variant, variant_tests in fits.items():
         result, found[variant] = _fit(context, weekly, config, variant_tests)
         path = folder / f"{variant}.nc"
-        result.save(path)
+        write_artifact(path, result.save)
         found[variant]["converged"] = _converged(found[variant], config)
         register_fit(
             warehouse,

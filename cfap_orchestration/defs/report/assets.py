@@ -2,7 +2,8 @@
 
 Both read the results tables the measurement assets write, so those assets are their
 deps; with the sandbox, they also read the scorecard against the simulated brand's truth.
-Files go to `$CFAP_HOME/reports/`, each replaced atomically.
+Files go to `reports/` under the artifacts location (`$CFAP_HOME` locally, the artifacts
+bucket in prod), each replaced atomically.
 """
 
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from cfap_orchestration.artifacts import ArtifactPath
 from cfap_orchestration.defs.measure.calendar import KEY as TEMPORAL_KEY
 from cfap_orchestration.defs.measure.experiments import CUPED_KEY, DID_KEY, SC_KEY
 from cfap_orchestration.defs.measure.journeys import markov_attribution, shapley_attribution
@@ -54,11 +56,14 @@ def estimates_report_deps(*, sandbox: bool) -> list[dg.AssetKey]:
     return [*RESULTS_WRITERS, *([SCORECARD_KEY] if sandbox else [])]
 
 
-def _file_metadata(path: Path) -> dict[str, Any]:
-    return {"dagster/uri": path.as_uri(), "path": dg.MetadataValue.path(str(path))}
+def _file_metadata(path: ArtifactPath) -> dict[str, Any]:
+    uri = path.as_uri() if isinstance(path, Path) else str(path)  # gs://… in prod
+    return {"dagster/uri": uri, "path": dg.MetadataValue.path(str(path))}
 
 
-def _workbook_metadata(path: Path, csvs: list[Path], sheets: list[Sheet]) -> dict[str, Any]:
+def _workbook_metadata(
+    path: ArtifactPath, csvs: list[ArtifactPath], sheets: list[Sheet]
+) -> dict[str, Any]:
     return {
         **_file_metadata(path),
         "csv_files": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in csvs)),
@@ -78,10 +83,10 @@ def _results_workbook(*, sandbox: bool) -> dg.AssetsDefinition:
         required_resource_keys={"warehouse"},
         description=(
             "The measurement results for people outside Dagster: one Excel workbook "
-            f"($CFAP_HOME/reports/{WORKBOOK_FILE}) with a sheet each for the latest causal "
-            "estimates, the media-mix ROAS and budget plan, attribution by method, data "
-            f"quality{truth}, and the same sheets as CSVs beside it. A sheet whose source "
-            "has not been built yet says so instead of failing."
+            f"(reports/{WORKBOOK_FILE} under the artifacts location) with a sheet each for "
+            "the latest causal estimates, the media-mix ROAS and budget plan, attribution by "
+            f"method, data quality{truth}, and the same sheets as CSVs beside it. A sheet "
+            "whose source has not been built yet says so instead of failing."
         ),
     )
     def results_workbook(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -107,7 +112,7 @@ def _estimates_report(*, sandbox: bool) -> dg.AssetsDefinition:
         description=(
             "What the latest measurement says, readable in the UI: every current estimate "
             f"with its interval, incremental revenue and ROAS, one table per model{truth}. "
-            f"Also written to $CFAP_HOME/reports/{ESTIMATES_FILE}."
+            f"Also written to reports/{ESTIMATES_FILE} under the artifacts location."
         ),
     )
     def estimates_report_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

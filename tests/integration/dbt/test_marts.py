@@ -132,7 +132,7 @@ def test_days_the_api_omitted_are_explicit_zeros(built: Built) -> None:
     # Google stops reporting the holdout regions when its geo test starts on 2025-04-07.
     holdout = _rows(
         built,
-        "SELECT string_split(holdout_units, '|') FROM raw.experiment_registry "
+        "SELECT string_split(holdout_units, '|') FROM reference.experiment_registry "
         "WHERE experiment_id = 'geo_holdout_google_ads_2025'",
     )[0][0]
     rows = built.warehouse.query(

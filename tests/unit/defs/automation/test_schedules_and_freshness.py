@@ -98,4 +98,5 @@ def test_the_weekly_refit_asks_for_the_media_mix_model_on_mondays(
         (request,) = schedule.evaluate_tick(context).run_requests or []
     job = definitions.resolve_job_def(schedule.job_name)
     assert request.partition_key is None
+    assert request.tags["cfap/job"] == "mmm_weekly_refit"  # the prod queue's limit of one
     assert dg.AssetKey(["causal", "mmm_fit"]) in job.asset_layer.selected_asset_keys
