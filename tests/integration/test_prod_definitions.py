@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import kubernetes.client as k8s
 import pytest
 import yaml
 from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster_dbt import DbtCliResource
 from dagster_gcp import GCSPickleIOManager
+from dagster_k8s.job import UserDefinedDagsterK8sConfig
+from dagster_k8s.models import k8s_model_from_dict
 
 from cfap_orchestration.defs.kubernetes import per_step_k8s_config
 from cfap_orchestration.resources import (
@@ -184,6 +187,11 @@ def test_every_step_is_a_kubernetes_job_with_its_roles_service_account(
         for op in ops:
             account = step_config[op]["pod_spec_config"]["service_account_name"]
             assert account in STEP_ACCOUNTS, (op, account)
+    for op, config in step_config.items():
+        # Valid Kubernetes: dagster-k8s builds the step's container and pod from it.
+        user_config = UserDefinedDagsterK8sConfig.from_dict(config)
+        k8s_model_from_dict(k8s.V1Container, {"name": op, **user_config.container_config})
+        k8s_model_from_dict(k8s.V1PodSpec, {"containers": [], **user_config.pod_spec_config})
     mmm = step_config["causal__mmm_fit"]["container_config"]["resources"]
     assert mmm["requests"]["memory"] == "8Gi"
     roles = step_config
