@@ -38,9 +38,9 @@ ROLE_BY_OP = {"analyze_geo_lift": "cfap-measurement"}
 # The dbt op builds seeds (group reference) with the models: dbt owns those schemas.
 DBT_ROLE = "cfap-dbt"
 STEP_RESOURCES: Mapping[str, dict[str, dict[str, str]]] = {
-    # One core per chain (2 by default, up to 4 here) plus JAX's compile. Memory is an
-    # estimate with headroom (not measured): two fits of ~156 weeks x 3 channels and their
-    # posteriors, plus pymc's and JAX's imports.
+    # One core per chain (2 by default, up to 4 here) plus JAX's compile. The fit's process
+    # peaks near 2.1 GB on the demo's ~156 weeks (sampling benchmark); 8 GiB leaves room
+    # for longer histories, more chains and draws.
     "causal__mmm_fit": {
         "requests": {"cpu": "4", "memory": "8Gi"},
         "limits": {"cpu": "4", "memory": "12Gi"},
