@@ -377,8 +377,7 @@ class BigQueryWarehouse:
         from google.cloud import bigquery
 
         _check_names(schema, table, [*frame.columns, *(n for n, _ in column_types), *match])
-        if not match or any(len(values) == 0 for values in match.values()):
-            raise ValueError("replace_rows needs at least one value for every match column")
+        _check_match(match)
         fields = [bigquery.SchemaField(name, kind) for name, kind in column_types]
         # JSON is loaded as text and parsed in the INSERT: a dataframe load has no JSON type.
         staged_fields = [
@@ -514,10 +513,15 @@ def _bq_type(value: Any) -> str:
     return "STRING"
 
 
-def _match_clause(match: Mapping[str, Sequence[Any]]) -> tuple[str, list[Any]]:
-    """`col IN (?, ...) AND ...` with its parameters; an empty match would delete everything."""
+def _check_match(match: Mapping[str, Sequence[Any]]) -> None:
+    """An empty match would delete every row (or none): refuse it before any SQL."""
     if not match or any(len(values) == 0 for values in match.values()):
         raise ValueError("replace_rows needs at least one value for every match column")
+
+
+def _match_clause(match: Mapping[str, Sequence[Any]]) -> tuple[str, list[Any]]:
+    """`col IN (?, ...) AND ...` with its parameters."""
+    _check_match(match)
     clauses: list[str] = []
     params: list[Any] = []
     for column, values in match.items():

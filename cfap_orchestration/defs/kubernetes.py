@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_k8s import k8s_job_executor
 
 ROLE_BY_GROUP = {
     "ingest": "cfap-ingestion",
@@ -96,6 +95,9 @@ def _step_config(op_name: str, role: str) -> dict[str, Any]:
 
 def kubernetes_executor(defs: dg.Definitions) -> dg.ExecutorDefinition:
     """The k8s job executor with each step's service account and resources."""
+    # Imported here: the kubernetes client costs about 0.4 s, and local loads never use it.
+    from dagster_k8s import k8s_job_executor
+
     return k8s_job_executor.configured(
         {
             "job_namespace": os.getenv("CFAP_K8S_NAMESPACE", "cfap"),
